@@ -1,0 +1,1 @@
+"""Small adapters, one per AWS service the guard touches. Decisions live elsewhere."""

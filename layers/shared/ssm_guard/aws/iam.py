@@ -1,0 +1,46 @@
+"""Attaching the guard's session policy to execution roles."""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mypy_boto3_iam import IAMClient
+
+# The default quota of managed policies per role; the account summary tells the real one.
+DEFAULT_ATTACHED_POLICIES_QUOTA = 10
+
+
+def role_name(role_arn: str) -> str:
+    """`arn:aws:iam::1:role/path/to/name` -> `name` (IAM APIs take the bare name)."""
+    if ":role/" not in role_arn:
+        raise ValueError(f"not an IAM role ARN: {role_arn!r}")
+    return role_arn.rsplit("/", 1)[-1]
+
+
+def attached_policy_arns(client: IAMClient, role_arn: str) -> list[str]:
+    arns: list[str] = []
+    paginator = client.get_paginator("list_attached_role_policies")
+    for page in paginator.paginate(RoleName=role_name(role_arn)):
+        arns.extend(p["PolicyArn"] for p in page.get("AttachedPolicies", []))
+    return arns
+
+
+@functools.cache
+def _quota(client: IAMClient) -> int:
+    summary = client.get_account_summary().get("SummaryMap", {})
+    return int(summary.get("AttachedPoliciesPerRoleQuota", DEFAULT_ATTACHED_POLICIES_QUOTA))
+
+
+def attached_policies_quota(client: IAMClient) -> int:
+    """Read once per process: the quota changes only through a Service Quotas request."""
+    return _quota(client)
+
+
+def attach_session_policy(client: IAMClient, role_arn: str, policy_arn: str) -> None:
+    client.attach_role_policy(RoleName=role_name(role_arn), PolicyArn=policy_arn)
+
+
+def detach_session_policy(client: IAMClient, role_arn: str, policy_arn: str) -> None:
+    client.detach_role_policy(RoleName=role_name(role_arn), PolicyArn=policy_arn)

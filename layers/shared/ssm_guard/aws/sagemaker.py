@@ -1,0 +1,91 @@
+"""Reading and changing SageMaker endpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ssm_guard.aws.errors import is_not_found
+from ssm_guard.endpoint import EndpointSnapshot, ModelInfo, variants_of
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker import SageMakerClient
+
+_RESPONSE_ONLY = ("ResponseMetadata",)
+
+
+class EndpointNotFoundError(LookupError):
+    """The endpoint does not exist (any more)."""
+
+
+def _millis(value: object) -> int | None:
+    if isinstance(value, datetime):
+        return int(value.timestamp() * 1000)
+    return None
+
+
+def _strip(described: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in described.items() if k not in _RESPONSE_ONLY}
+
+
+def describe_endpoint(client: SageMakerClient, name: str) -> dict[str, Any]:
+    try:
+        return _strip(dict(client.describe_endpoint(EndpointName=name)))
+    except client.exceptions.ClientError as exc:
+        if is_not_found(exc):
+            raise EndpointNotFoundError(name) from exc
+        raise
+
+
+def describe_endpoint_config(client: SageMakerClient, name: str) -> dict[str, Any]:
+    return _strip(dict(client.describe_endpoint_config(EndpointConfigName=name)))
+
+
+def list_tags(client: SageMakerClient, arn: str) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for page in client.get_paginator("list_tags").paginate(ResourceArn=arn):
+        for tag in page.get("Tags", []):
+            tags[tag["Key"]] = tag.get("Value", "")
+    return tags
+
+
+def describe_models(client: SageMakerClient, names: Iterable[str]) -> dict[str, ModelInfo]:
+    models: dict[str, ModelInfo] = {}
+    for name in sorted(set(names)):
+        models[name] = ModelInfo.from_describe(client.describe_model(ModelName=name))
+    return models
+
+
+def read_endpoint(
+    client: SageMakerClient,
+    name: str,
+    *,
+    described: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
+    tags: dict[str, str] | None = None,
+) -> EndpointSnapshot:
+    """The live picture of an endpoint, with the fewest calls the decision needs: tags and models
+    are read only when a variant has SSM access on. Callers that already hold the describe
+    output, the config or the tags (the sweep reads them in bulk) pass them in."""
+    endpoint = described if described is not None else describe_endpoint(client, name)
+    config_name = str(endpoint["EndpointConfigName"])
+    config = config if config is not None else describe_endpoint_config(client, config_name)
+    variants = variants_of(config)
+    ssm_on = any(v.ssm_enabled for v in variants)
+    if tags is None:
+        tags = list_tags(client, str(endpoint["EndpointArn"])) if ssm_on else {}
+    model_names = [v.model_name for v in variants if v.ssm_enabled and v.model_name]
+    return EndpointSnapshot(
+        name=str(endpoint["EndpointName"]),
+        arn=str(endpoint["EndpointArn"]),
+        status=str(endpoint["EndpointStatus"]),
+        config_name=config_name,
+        config=config,
+        variants=variants,
+        tags=tags,
+        models=describe_models(client, model_names) if model_names else {},
+        live_variants=tuple(endpoint.get("ProductionVariants") or ()),
+        last_modified_ms=_millis(endpoint.get("LastModifiedTime")),
+        creation_ms=_millis(endpoint.get("CreationTime")),
+    )

@@ -1,0 +1,27 @@
+"""SageMaker resource names: what is valid, and how to tell a name from an ARN."""
+
+from __future__ import annotations
+
+import re
+
+# SageMaker endpoint, endpoint-config and model names (botocore model: EndpointName).
+SAGEMAKER_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+MAX_NAME_LENGTH = 63
+
+
+class InvalidNameError(ValueError):
+    """A string that is not a valid SageMaker resource name."""
+
+
+def validate_name(name: object, what: str = "endpoint name") -> str:
+    """Return `name` when it is a valid SageMaker name, else raise InvalidNameError.
+
+    Names are checked before they reach a log line, a parameter name or a policy.
+    """
+    if not isinstance(name, str) or not SAGEMAKER_NAME_RE.match(name):
+        shown = name if isinstance(name, str) and len(name) <= 80 else type(name).__name__
+        raise InvalidNameError(
+            f"{what} {shown!r} is not a valid SageMaker name "
+            "(1-63 letters, digits and hyphens, starting with a letter or digit)"
+        )
+    return name
