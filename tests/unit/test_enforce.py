@@ -115,3 +115,15 @@ def test_handler_returns_the_decision_as_json(account, guard) -> None:
 def test_handler_answers_a_malformed_event_without_raising(guard) -> None:
     result = on_endpoint_state_change({"detail": "nonsense"}, guard)
     assert result["decision"] == "malformed-event"
+
+
+def test_dry_run_reports_the_attach_and_changes_nothing(account, guard) -> None:
+    role = account.role("r")
+    account.model("m", role)
+    account.endpoint("dry", [{"VariantName": "v", "ModelName": "m", "EnableSSMAccess": True}])
+    guard.dry_run = True
+    outcome = evaluate_endpoint(guard, "dry")
+    assert outcome.decision is Kind.ATTACHED
+    assert outcome.dry_run
+    assert outcome.roles_attached == [role]
+    assert account.attached(role) == []

@@ -32,10 +32,25 @@ class Guard:
     settings: Settings
     sagemaker: SageMakerClient
     iam: IAMClient
+    dry_run: bool = False
+    """Decide and report, change nothing (`ssm-guard audit`, dry runs)."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Clients for other services, by service name; tests put stubs here."""
 
     @classmethod
-    def from_env(cls) -> Guard:
-        return cls(settings=Settings.from_env(), sagemaker=clients.sagemaker(), iam=clients.iam())
+    def from_env(cls, *, dry_run: bool = False) -> Guard:
+        return cls(
+            settings=Settings.from_env(),
+            sagemaker=clients.sagemaker(),
+            iam=clients.iam(),
+            dry_run=dry_run,
+        )
+
+    def client(self, service: str) -> Any:
+        """Any other client (ssm, logs, sns, events, scheduler...), created on first use."""
+        if service not in self.overrides:
+            self.overrides[service] = clients.client(service)
+        return self.overrides[service]
 
 
 @dataclass
@@ -52,6 +67,7 @@ class Outcome:
     roles_compliant: list[str] = field(default_factory=list)
     unreachable: dict[str, str] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    dry_run: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -95,6 +111,15 @@ def attach_to_roles(guard: Guard, outcome: Outcome, the_plan: Plan) -> Outcome:
             outcome.reason = "an execution role of the endpoint does not exist"
             return outcome
         raise
+    if guard.dry_run:
+        outcome.roles_attached = needed
+        outcome.decision = Kind.ATTACHED if needed else Kind.COMPLIANT
+        outcome.reason = (
+            "dry run: would attach the session policy"
+            if needed
+            else ("every execution role already holds the session policy")
+        )
+        return outcome
     done: list[str] = []
     for role in needed:
         try:
@@ -152,6 +177,7 @@ def enforce_snapshot(guard: Guard, snapshot: EndpointSnapshot) -> Outcome:
     """Decide and act on a live snapshot (shared by events, the sweep and the CLI)."""
     the_plan = plan(snapshot, guard.settings)
     outcome = outcome_for(snapshot, the_plan)
+    outcome.dry_run = guard.dry_run
     if snapshot.status != "InService":
         outcome.decision = Kind.NOT_IN_SERVICE
         outcome.reason = "the endpoint is not in service; it is evaluated when it is"

@@ -1,0 +1,1 @@
+"""The `ssm-guard` command: the people's side of the guard."""

@@ -1,0 +1,90 @@
+"""Entry point of `ssm-guard`. Each subcommand lives in a module of this package that defines
+`register(subparsers)`; they are found here, so adding a command never edits this file."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+from ssm_guard import __version__
+from ssm_guard.cli.common import EXIT_FAILURE, EXIT_USAGE, CliError
+
+_NOT_COMMANDS = {"main", "common"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ssm-guard",
+        description=(
+            "Find, connect to and safely switch SSM shell access on SageMaker endpoints. "
+            "Uses the standard AWS settings (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL)."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the guard's logs")
+    parser.add_argument("--region", help="AWS region (default: your AWS configuration)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    import ssm_guard.cli as package
+
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if info.name in _NOT_COMMANDS or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"ssm_guard.cli.{info.name}")
+        register = getattr(module, "register", None)
+        if callable(register):
+            register(subparsers)
+    try:
+        local_cli = importlib.import_module("ssm_guard.local.cli")
+    except ModuleNotFoundError:  # the local extra is not installed
+        local_cli = None
+    if local_cli is not None:
+        local_cli.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.region:
+        os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = args.region
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "DEBUG" if args.verbose else "WARNING")
+    if not args.verbose:
+        logging.getLogger("sagemaker-ssm-guard").setLevel(logging.WARNING)
+    try:
+        return int(args.func(args) or 0)
+    except CliError as exc:
+        print(f"ssm-guard: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except NoCredentialsError:
+        print(
+            "ssm-guard: no AWS credentials found; set AWS_PROFILE or run `aws configure`",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    except NoRegionError:
+        print("ssm-guard: no AWS region set; pass --region or set AWS_REGION", file=sys.stderr)
+        return EXIT_USAGE
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        print(
+            f"ssm-guard: AWS said {error.get('Code', 'error')}: {error.get('Message', exc)}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    except BotoCoreError as exc:
+        print(f"ssm-guard: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
