@@ -80,8 +80,9 @@ def _send_to_targets(self: Rule, original_event: Any, transform_input: bool = Tr
     if rt is None:
         _originals["send_to_targets"](self, original_event, transform_input)
         return
-    # NOTE: moto 5.2.5 delivers to disabled rules too; EventBridge does not.
-    if self.state != "ENABLED":
+    # NOTE: moto 5.2.5 delivers to disabled rules too, and treats a scheduled rule's missing
+    # pattern as "match everything"; EventBridge does neither.
+    if self.state != "ENABLED" or not self.event_pattern.get_pattern():
         return
     lambda_targets = [target for target in self.targets if _is_lambda(target)]
     if len(lambda_targets) < len(self.targets):
