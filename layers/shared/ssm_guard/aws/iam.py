@@ -44,3 +44,18 @@ def attach_session_policy(client: IAMClient, role_arn: str, policy_arn: str) -> 
 
 def detach_session_policy(client: IAMClient, role_arn: str, policy_arn: str) -> None:
     client.detach_role_policy(RoleName=role_name(role_arn), PolicyArn=policy_arn)
+
+
+def roles_holding_policy(client: IAMClient, policy_arn: str) -> frozenset[str]:
+    """Names of the roles the policy is attached to: one call per 100 roles, for the whole
+    account (the sweep's cleanup and bulk reads). ListEntitiesForPolicy gives names, not ARNs;
+    a role name is unique in an account whatever its path."""
+    names: set[str] = set()
+    paginator = client.get_paginator("list_entities_for_policy")
+    for page in paginator.paginate(PolicyArn=policy_arn, EntityFilter="Role"):
+        names.update(str(role["RoleName"]) for role in page.get("PolicyRoles", []))
+    return frozenset(names)
+
+
+def detach_policy_by_role_name(client: IAMClient, name: str, policy_arn: str) -> None:
+    client.detach_role_policy(RoleName=name, PolicyArn=policy_arn)
