@@ -157,7 +157,7 @@ def run_up(args: argparse.Namespace) -> int:
         print("  aws sagemaker list-endpoints   # or: ssm-guard local send events/*.json")
         print("Invocations (Ctrl-C to stop):", flush=True)
         emulator.rt.invocations.subscribe(_print_invocation)
-        while not stop.wait(0.5):
+        while not stop.wait(0.1):
             pass
     except KeyboardInterrupt:
         pass

@@ -63,10 +63,12 @@ def target_payload(target: dict[str, Any], event: dict[str, Any]) -> Any:
         return matches[0].value if matches else None
     transformer = target.get("InputTransformer")
     if transformer:
+        # moto's template parser reads `ingestion-time` even when the template does not use it.
+        source = {**event, "ingestion-time": event.get("ingestion-time", event.get("time"))}
         return EventTemplateParser.parse(
             input_template=transformer.get("InputTemplate"),
             input_paths_map=transformer.get("InputPathsMap", {}),
-            event=event,
+            event=source,  # type: ignore[arg-type]
         )
     return event
 

@@ -329,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     endpoint_url = emulator.start()
     print(json.dumps({"endpoint_url": endpoint_url}), flush=True)
     try:
-        while not stop.wait(0.5):
+        while not stop.wait(0.1):
             pass
     finally:
         emulator.stop()
