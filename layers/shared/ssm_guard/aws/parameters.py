@@ -53,7 +53,7 @@ def with_retries(
     call: Callable[[], T],
     *,
     operation: str,
-    sleep: Sleep = time.sleep,
+    sleep: Sleep | None = None,
     attempts: int = RETRY_ATTEMPTS,
 ) -> T:
     """Run `call`, retrying throttling (`ThrottlingException`, `Rate exceeded`, `TooManyUpdates`)
@@ -75,11 +75,11 @@ def with_retries(
                     "delay_seconds": round(delay, 3),
                 },
             )
-            sleep(delay)
+            (sleep or time.sleep)(delay)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def get_value(client: SSMClient, name: str, *, sleep: Sleep = time.sleep) -> str | None:
+def get_value(client: SSMClient, name: str, *, sleep: Sleep | None = None) -> str | None:
     """The value of one parameter, or None when it does not exist."""
     try:
         answer = with_retries(
@@ -94,7 +94,7 @@ def get_value(client: SSMClient, name: str, *, sleep: Sleep = time.sleep) -> str
     return str(answer["Parameter"].get("Value", ""))
 
 
-def get_tree(client: SSMClient, path: str, *, sleep: Sleep = time.sleep) -> dict[str, str]:
+def get_tree(client: SSMClient, path: str, *, sleep: Sleep | None = None) -> dict[str, str]:
     """Every parameter below `path` (recursively), name -> value, all pages."""
     found: dict[str, str] = {}
     kwargs: dict[str, Any] = {"Path": path, "Recursive": True, "MaxResults": PATH_PAGE_SIZE}
@@ -124,7 +124,7 @@ def put_value(
     exists: bool,
     tags: Mapping[str, str],
     description: str,
-    sleep: Sleep = time.sleep,
+    sleep: Sleep | None = None,
 ) -> str:
     """Create (with tags) or overwrite (without) one parameter; returns the tier it has now.
 
@@ -164,7 +164,7 @@ def put_value(
 
 
 def delete_names(
-    client: SSMClient, names: Iterable[str], *, sleep: Sleep = time.sleep
+    client: SSMClient, names: Iterable[str], *, sleep: Sleep | None = None
 ) -> list[str]:
     """Delete parameters, ten a call; names that are already gone are not an error."""
     wanted = sorted(set(names))
