@@ -141,3 +141,138 @@ def guard(account: Account) -> Guard:
         sagemaker=account.sagemaker,
         iam=account.iam,
     )
+
+
+# -- the production guardrail (guardrail.py, cli/switch.py) ---------------------------------
+
+
+class UpdatableSageMaker:
+    """moto's in-process SageMaker client plus what the guardrail needs and moto lacks:
+
+    - UpdateEndpoint (absent from moto): each call is recorded in `updates`; with `busy` set it
+      answers as AWS does for an endpoint in progress; otherwise the endpoint runs on the new
+      config at once. `fail_with` makes it refuse with that (code, message).
+    - DescribeEndpointConfig returns every field CreateEndpointConfig was given (moto drops
+      ShadowProductionVariants, VpcConfig, ExecutionRoleArn and others), as AWS does.
+    """
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self._full: dict[str, dict[str, Any]] = {}
+        self.updates: list[dict[str, Any]] = []
+        self.created: list[str] = []
+        self.busy = False
+        self.fail_with: tuple[str, str] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def create_endpoint_config(self, **kwargs: Any) -> Any:
+        import copy
+
+        response = self._real.create_endpoint_config(**kwargs)
+        kept = {k: v for k, v in kwargs.items() if k not in ("EndpointConfigName", "Tags")}
+        self._full[kwargs["EndpointConfigName"]] = copy.deepcopy(kept)
+        self.created.append(kwargs["EndpointConfigName"])
+        return response
+
+    def describe_endpoint_config(self, **kwargs: Any) -> Any:
+        import copy
+
+        described = self._real.describe_endpoint_config(**kwargs)
+        described.update(copy.deepcopy(self._full.get(kwargs["EndpointConfigName"], {})))
+        return described
+
+    def delete_endpoint_config(self, **kwargs: Any) -> Any:
+        self._full.pop(kwargs["EndpointConfigName"], None)
+        return self._real.delete_endpoint_config(**kwargs)
+
+    def update_endpoint(self, **kwargs: Any) -> Any:
+        from botocore.exceptions import ClientError
+        from moto.core.utils import utcnow
+        from moto.sagemaker.models import sagemaker_backends
+
+        self.updates.append(kwargs)
+        backend = sagemaker_backends[ACCOUNT][REGION]
+        endpoint = backend.endpoints.get(kwargs["EndpointName"])
+        arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{kwargs['EndpointName'].lower()}"
+        if endpoint is None:
+            code, message = "ValidationException", f"Could not find endpoint '{arn}'."
+        elif self.busy:
+            code, message = "ValidationException", f'Cannot update in-progress endpoint "{arn}".'
+        elif self.fail_with:
+            code, message = self.fail_with
+        else:
+            self._real.describe_endpoint_config(EndpointConfigName=kwargs["EndpointConfigName"])
+            endpoint.endpoint_config_name = kwargs["EndpointConfigName"]
+            endpoint.last_modified_time = utcnow()
+            return {"EndpointArn": endpoint.arn}
+        raise ClientError({"Error": {"Code": code, "Message": message}}, "UpdateEndpoint")
+
+    def configs(self) -> list[str]:
+        names = self._real.list_endpoint_configs(MaxResults=100)["EndpointConfigs"]
+        return sorted(c["EndpointConfigName"] for c in names)
+
+
+@pytest.fixture
+def updatable(account: Account, guard: Guard) -> UpdatableSageMaker:
+    """Swap the account's and the guard's SageMaker client for an `UpdatableSageMaker`; request
+    it before building endpoints so their configs keep every field."""
+    fake = UpdatableSageMaker(account.sagemaker)
+    account.sagemaker = fake
+    guard.sagemaker = fake
+    return fake
+
+
+@dataclass
+class AlertInbox:
+    """What the guard published: the SNS topic and the custom events, each read through an SQS
+    queue subscribed to it (moto delivers both in-process)."""
+
+    topic_arn: str
+    sqs: Any
+    topic_queue: str
+    events_queue: str
+
+    def _drain(self, url: str) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        while True:
+            got = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+            batch = got.get("Messages", [])
+            if not batch:
+                return messages
+            for message in batch:
+                messages.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    def sns(self) -> list[dict[str, Any]]:
+        """SNS envelopes: `Subject`, `Message`, `MessageAttributes`."""
+        return self._drain(self.topic_queue)
+
+    def events(self) -> list[dict[str, Any]]:
+        """EventBridge events with source sagemaker-ssm-guard."""
+        return self._drain(self.events_queue)
+
+
+@pytest.fixture
+def alert_inbox(account: Account, guard: Guard) -> AlertInbox:
+    """An SNS topic and the default bus wired to queues; the guard's settings point at them."""
+    import dataclasses
+
+    sns, sqs, events = boto3.client("sns"), boto3.client("sqs"), boto3.client("events")
+    topic_arn = sns.create_topic(Name="ssm-guard-alerts")["TopicArn"]
+    urls = {}
+    for name in ("topic", "events"):
+        url = sqs.create_queue(QueueName=f"inbox-{name}")["QueueUrl"]
+        urls[name] = url
+    arn = sqs.get_queue_attributes(QueueUrl=urls["topic"], AttributeNames=["QueueArn"])
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn["Attributes"]["QueueArn"])
+    events.put_rule(
+        Name="guard-alerts", EventPattern=json.dumps({"source": ["sagemaker-ssm-guard"]})
+    )
+    arn = sqs.get_queue_attributes(QueueUrl=urls["events"], AttributeNames=["QueueArn"])
+    events.put_targets(
+        Rule="guard-alerts", Targets=[{"Id": "q", "Arn": arn["Attributes"]["QueueArn"]}]
+    )
+    guard.settings = dataclasses.replace(guard.settings, alert_topic_arn=topic_arn)
+    return AlertInbox(topic_arn, sqs, urls["topic"], urls["events"])

@@ -98,10 +98,12 @@ def test_copy_keeps_every_field_but_identity_and_switches_ssm_off_everywhere() -
     for key in ("EndpointConfigName", "EndpointConfigArn", "CreationTime", "ResponseMetadata"):
         expected.pop(key)
     for variant in expected["ProductionVariants"] + expected["ShadowProductionVariants"]:
-        variant["EnableSSMAccess"] = False
+        if "EnableSSMAccess" in variant:
+            variant["EnableSSMAccess"] = False
     body = {k: v for k, v in kwargs.items() if k not in ("EndpointConfigName", "Tags")}
     assert body == expected
     assert body["FutureField"] == {"Nested": [1, 2]}
+    assert "EnableSSMAccess" not in body["ProductionVariants"][1]
     # AND the source was not modified
     assert source["ProductionVariants"][0]["EnableSSMAccess"] is True
 
@@ -230,3 +232,9 @@ def test_matches_intent_tells_our_copy_from_a_stranger() -> None:
     stranger = clone_with_ssm(_described(), {})
     assert matches_intent(ours, kwargs)
     assert not matches_intent(stranger, kwargs)
+
+
+def test_empty_structures_and_lists_are_dropped_as_absent() -> None:
+    kwargs = clone_without_ssm(_described(DataCaptureConfig={}, ShadowProductionVariants=[]), {})
+    assert "DataCaptureConfig" not in kwargs
+    assert "ShadowProductionVariants" not in kwargs

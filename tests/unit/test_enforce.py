@@ -49,7 +49,8 @@ def test_endpoint_without_ssm_touches_no_role(account, guard) -> None:
     assert account.attached(role) == []
 
 
-def test_production_endpoint_with_ssm_is_flagged_not_attached(account, guard) -> None:
+def test_production_endpoint_with_ssm_is_reverted_not_attached(account, guard, updatable) -> None:
+    # The guardrail's behaviour in full is in test_guardrail.py.
     role = account.role("prod-role")
     account.model("m", role)
     account.endpoint(
@@ -58,7 +59,7 @@ def test_production_endpoint_with_ssm_is_flagged_not_attached(account, guard) ->
         tags={"Environment": "PROD"},
     )
     outcome = evaluate_endpoint(guard, "prod-ep")
-    assert outcome.decision is Kind.PRODUCTION_SSM_ON
+    assert outcome.decision is Kind.REVERTED
     assert outcome.production
     assert account.attached(role) == []
 

@@ -55,19 +55,26 @@ class VariantChange:
         return self.before != self.after
 
 
-def _without_nones(value: Any) -> Any:
-    """None means absent in the API; botocore refuses None as a parameter value."""
+def _absent(value: Any) -> bool:
+    return value is None or (isinstance(value, Mapping | list) and not value)
+
+
+def _without_absent(value: Any) -> Any:
+    """None, `{}` and `[]` mean absent: botocore refuses None, and the API's shapes refuse an
+    empty structure with required members or an empty list (every list has a minimum of 1).
+    Some answers carry them anyway (an unset DataCaptureConfig as `{}`)."""
     if isinstance(value, Mapping):
-        return {k: _without_nones(v) for k, v in value.items() if v is not None}
+        pruned = {k: _without_absent(v) for k, v in value.items()}
+        return {k: v for k, v in pruned.items() if not _absent(v)}
     if isinstance(value, list):
-        return [_without_nones(item) for item in value]
+        return [_without_absent(item) for item in value]
     return value
 
 
 def config_body(described: Mapping[str, Any]) -> dict[str, Any]:
     """Everything DescribeEndpointConfig returned except the config's identity, deep-copied."""
     body = {k: copy.deepcopy(v) for k, v in described.items() if k not in IDENTITY_FIELDS}
-    result: dict[str, Any] = _without_nones(body)
+    result: dict[str, Any] = _without_absent(body)
     return result
 
 
@@ -110,7 +117,9 @@ def _switch(
                     "SSM access does not apply to it"
                 )
             selected = False
-        if selected:
+        # Switching off leaves a variant that never named EnableSSMAccess as it was (off by
+        # default), so serverless and inference-component variants get no field they ignore.
+        if selected and (enable or "EnableSSMAccess" in variant):
             variant["EnableSSMAccess"] = enable
         changes.append(
             VariantChange(
@@ -177,7 +186,8 @@ def clone_without_ssm(
     extra_tags: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """CreateEndpointConfig arguments for a copy of `described` (DescribeEndpointConfig output)
-    with EnableSSMAccess false on every production and shadow variant (or only on `variants`),
+    with EnableSSMAccess false on every production and shadow variant that sets it (or only on
+    `variants`),
     carrying `tags` (the source config's ListTags) plus the guard's marks."""
     kwargs, _ = _clone(described, tags, enable=False, variants=variants, extra_tags=extra_tags)
     return kwargs

@@ -23,6 +23,16 @@ class Kind(StrEnum):
     SSM_UNREACHABLE = "ssm-unreachable"
     ROLE_MISSING = "role-missing"
     MALFORMED_EVENT = "malformed-event"
+    # The production guardrail (guardrail.py).
+    REVERTED = "reverted"
+    RETRY_LATER = "retry-later"
+    ALERTED = "alerted"
+    REVERT_FAILED = "revert-failed"
+    EXCEPTION_GRANTED = "exception-granted"
+    EXCEPTION_REFUSED = "exception-refused"
+    EXCEPTION_EXPIRED = "exception-expired"
+    CONFIG_EARLY_WARNING = "config-early-warning"
+    IGNORED = "ignored"
 
 
 # SageMaker first-party (built-in) algorithm images: SSM cannot connect to them (seed page).

@@ -183,9 +183,11 @@ def enforce_snapshot(guard: Guard, snapshot: EndpointSnapshot) -> Outcome:
         outcome.reason = "the endpoint is not in service; it is evaluated when it is"
     elif not the_plan.ssm_on:
         outcome.reason = "no variant has SSM access on"
-    elif the_plan.production and guard.settings.guardrail_mode == "enforce":
-        outcome.decision = Kind.PRODUCTION_SSM_ON
-        outcome.reason = "SSM access is on for an endpoint tagged as production"
+    elif the_plan.production or guard.settings.max_ssm_age_hours:
+        # Revert, alert, or grant a break-glass exception (monitor mode only alerts).
+        from ssm_guard.guardrail import guard_ssm_endpoint
+
+        outcome = guard_ssm_endpoint(guard, snapshot, the_plan, outcome)
     elif not the_plan.roles:
         outcome.decision = Kind.SSM_UNREACHABLE
         outcome.reason = "SSM cannot reach any container of the SSM-enabled variants"

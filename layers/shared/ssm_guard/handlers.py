@@ -7,7 +7,9 @@ from typing import Any
 from ssm_guard.decisions import Kind
 from ssm_guard.enforce import Guard, Outcome, evaluate_endpoint, record
 from ssm_guard.events import MalformedEventError, parse_endpoint_event
+from ssm_guard.guardrail import resolve_endpoint_name
 from ssm_guard.observability import count, logger
+from ssm_guard.triggers import parse_guardrail_trigger
 
 
 def on_endpoint_state_change(event: Any, guard: Guard | None = None) -> dict[str, Any]:
@@ -15,6 +17,9 @@ def on_endpoint_state_change(event: Any, guard: Guard | None = None) -> dict[str
 
     A malformed event is logged and answered, never raised: a Lambda retry could not fix it.
     """
+    routed = on_guardrail_trigger(event, guard)
+    if routed is not None:
+        return routed
     try:
         parsed = parse_endpoint_event(event)
     except MalformedEventError as exc:
@@ -28,5 +33,33 @@ def on_endpoint_state_change(event: Any, guard: Guard | None = None) -> dict[str
     )
     guard = guard or Guard.from_env()
     outcome: Outcome = evaluate_endpoint(guard, parsed.endpoint_name)
+    record(outcome)
+    return outcome.as_dict()
+
+
+def on_guardrail_trigger(event: Any, guard: Guard | None = None) -> dict[str, Any] | None:
+    """The enforcer's other triggers: CloudTrail `AddTags`/`DeleteTags` on an endpoint and the
+    guard's scheduled re-checks lead to the same evaluation. None for any other event."""
+    try:
+        trigger = parse_guardrail_trigger(event)
+    except MalformedEventError as exc:
+        logger.warning("event rejected", extra={"reason": str(exc)})
+        count("MalformedEvent")
+        return {"decision": str(Kind.MALFORMED_EVENT), "reason": str(exc)}
+    if trigger is None:
+        return None
+    if trigger.ignore:
+        logger.info("event ignored", extra={"trigger": trigger.why, "reason": trigger.ignore})
+        return {"decision": str(Kind.IGNORED), "reason": trigger.ignore}
+    guard = guard or Guard.from_env()
+    name = trigger.endpoint_name
+    if name is None and trigger.endpoint_arn:
+        name = resolve_endpoint_name(guard, trigger.endpoint_arn)
+    if name is None:
+        logger.info("event ignored", extra={"trigger": trigger.why, "reason": "endpoint gone"})
+        return {"decision": str(Kind.ENDPOINT_GONE), "reason": "no endpoint has that ARN"}
+    logger.append_keys(endpoint_name=name)
+    logger.info("event received", extra={"trigger": trigger.why})
+    outcome: Outcome = evaluate_endpoint(guard, name)
     record(outcome)
     return outcome.as_dict()

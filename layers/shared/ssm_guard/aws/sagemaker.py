@@ -89,3 +89,45 @@ def read_endpoint(
         last_modified_ms=_millis(endpoint.get("LastModifiedTime")),
         creation_ms=_millis(endpoint.get("CreationTime")),
     )
+
+
+# Changing endpoints (the guardrail and `ssm-guard enable/disable`).
+
+
+def create_endpoint_config(client: SageMakerClient, kwargs: dict[str, Any]) -> None:
+    """CreateEndpointConfig with arguments from `clone.clone_without_ssm` / `clone_with_ssm`."""
+    client.create_endpoint_config(**kwargs)
+
+
+def update_endpoint(client: SageMakerClient, endpoint_name: str, config_name: str) -> None:
+    """Point the endpoint at another config, keeping each variant's live instance count and
+    weight (autoscaling may have moved them away from the config's initial values)."""
+    client.update_endpoint(
+        EndpointName=endpoint_name,
+        EndpointConfigName=config_name,
+        RetainAllVariantProperties=True,
+    )
+
+
+def delete_endpoint_config(client: SageMakerClient, name: str) -> None:
+    client.delete_endpoint_config(EndpointConfigName=name)
+
+
+def add_tags(client: SageMakerClient, arn: str, tags: dict[str, str]) -> None:
+    client.add_tags(ResourceArn=arn, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+
+
+def list_endpoint_names(client: SageMakerClient) -> list[str]:
+    names: list[str] = []
+    for page in client.get_paginator("list_endpoints").paginate(PaginationConfig={"PageSize": 100}):
+        names.extend(str(e["EndpointName"]) for e in page.get("Endpoints", []))
+    return names
+
+
+def list_endpoint_configs(client: SageMakerClient) -> list[dict[str, Any]]:
+    """Every endpoint config summary (name, ARN, creation time)."""
+    configs: list[dict[str, Any]] = []
+    paginator = client.get_paginator("list_endpoint_configs")
+    for page in paginator.paginate(PaginationConfig={"PageSize": 100}):
+        configs.extend(dict(c) for c in page.get("EndpointConfigs", []))
+    return configs
