@@ -202,6 +202,16 @@ def for_moto(cfn: dict[str, Any], *, stack_name: str) -> tuple[dict[str, Any], l
     dropped: dict[str, str] = {}
     for logical_id, resource in list(resources.items()):
         kind = resource.get("Type", "")
+        if kind == "AWS::IAM::RolePolicy" and kind not in supported:
+            # moto creates the equivalent AWS::IAM::Policy; keep the inline policy visible.
+            properties = resource.get("Properties", {})
+            resource["Type"] = "AWS::IAM::Policy"
+            resource["Properties"] = {
+                "PolicyName": properties.get("PolicyName"),
+                "PolicyDocument": properties.get("PolicyDocument"),
+                "Roles": [properties.get("RoleName")],
+            }
+            continue
         if kind not in supported:
             dropped[logical_id] = f"{stack_name}-{logical_id}-not-emulated"
             del resources[logical_id]
@@ -330,6 +340,7 @@ def deploy_stack(
         skipped=skipped,
     )
     specs = _function_specs(rt, cfn, physical, code)
+    _stringify_environments(rt, [spec.name for spec in specs])
     rt.register_functions(specs)
     deployed.functions = {spec.logical_id: spec.to_dict() for spec in specs}
     deployed.rules = _rules(cfn, physical)
@@ -343,6 +354,19 @@ def deploy_stack(
         },
     )
     return deployed
+
+
+def _stringify_environments(rt: Runtime, names: list[str]) -> None:
+    """Lambda environment values are strings; moto keeps a Number parameter's Ref as a number."""
+    from moto.awslambda.utils import get_backend
+
+    backend = get_backend(rt.settings.account_id, rt.settings.region)
+    for name in names:
+        function = backend.get_function(name)
+        function.environment_vars = {
+            key: (str(value).lower() if isinstance(value, bool) else str(value))
+            for key, value in (function.environment_vars or {}).items()
+        }
 
 
 def _function_specs(
