@@ -6,6 +6,7 @@ import json
 import subprocess
 from typing import Any
 
+import boto3
 import pytest
 from _target_streams import instance_id, ssm_endpoint, write_ssm_stream
 
@@ -220,3 +221,17 @@ def test_logs_of_a_variant_without_ssm_streams(account, capsys) -> None:
 def test_logs_of_an_endpoint_without_a_log_group(account, capsys) -> None:
     assert main(["logs", "nothing-here"]) == 1
     assert "has no log group" in capsys.readouterr().err
+
+
+def test_an_unreadable_endpoint_does_not_hide_the_others(published, capsys) -> None:
+    # GIVEN someone overwrote one endpoint's parameter by hand
+    boto3.client("ssm").put_parameter(
+        Name="/sagemaker-ssm-guard/targets/pipe", Value="edited", Type="String", Overwrite=True
+    )
+    # WHEN every endpoint is listed
+    code = main(["targets", "--json"])
+    # THEN the readable one is listed, the other reported, and the exit code says so
+    captured = capsys.readouterr()
+    assert [d["endpoint"] for d in json.loads(captured.out)] == ["dev-ep"]
+    assert "the targets of pipe cannot be read" in captured.err
+    assert code == 1

@@ -126,17 +126,30 @@ def _none_found(doc: TargetsDocument) -> str:
 def run_targets(args: argparse.Namespace) -> int:
     ssm = clients.ssm()
     prefix = _prefix(args)
+    unreadable: dict[str, str] = {}
     if args.endpoint:
         docs = [read_targets(ssm, prefix, _endpoint(args.endpoint))]
     else:
-        found = all_published(ssm, prefix)
-        docs = [_readable(found[name], name) for name in sorted(found)]
+        docs = []
+        for name, published in sorted(all_published(ssm, prefix).items()):
+            if published.document is None:
+                unreadable[name] = published.problem
+            else:
+                docs.append(published.document)
+    for name, problem in unreadable.items():
+        # One endpoint being rewritten must not hide every other endpoint's targets.
+        print(
+            f"ssm-guard: the targets of {name} cannot be read ({problem}); "
+            "a refresh may be writing them, try again in a moment",
+            file=sys.stderr,
+        )
+    code = EXIT_FAILURE if unreadable else EXIT_OK
     if args.json:
         print_json([doc.as_dict() for doc in docs])
-        return EXIT_OK
+        return code
     if not docs:
         print(f"no SSM targets are published under {prefix}; {NOTHING_PUBLISHED_HINT}")
-        return EXIT_OK
+        return code
     if args.endpoint:
         doc = docs[0]
         if not doc.targets:
@@ -151,7 +164,7 @@ def run_targets(args: argparse.Namespace) -> int:
             rows.append([doc.endpoint, "-", "-", "-", "(SSM on; no live container found yet)"])
         rows.extend([doc.endpoint, *_row(t)] for t in doc.targets)
     print_table(rows, ("endpoint", "variant", "instance", "container", "target"))
-    return EXIT_OK
+    return code
 
 
 # --- connect ----------------------------------------------------------------------------------
