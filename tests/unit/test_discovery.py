@@ -310,3 +310,16 @@ def test_in_service_event_publishes_and_malformed_event_is_rejected(account, gua
 def test_remove_targets_refuses_a_bad_name(account, guard) -> None:
     with pytest.raises(ValueError, match="not a valid SageMaker name"):
         remove_targets(guard, "../../etc")
+
+
+def test_a_fleet_beyond_one_page_of_streams_is_read_whole(account, guard) -> None:
+    # GIVEN 60 instances: more streams than DescribeLogStreams returns in one page (50)
+    ssm_endpoint(account, "wide", instances=60)
+    for n in range(60):
+        write_ssm_stream("wide", "blue", instance_id(n), [None])
+    log_calls = calls(guard, "logs")
+    # WHEN refreshed
+    outcome = refresh_targets(guard, "wide")
+    # THEN every instance is published, read over two pages
+    assert len(outcome.targets) == 60
+    assert log_calls["DescribeLogStreams"] == 2
