@@ -476,3 +476,60 @@ def test_an_arn_with_the_name_lower_cased_finds_the_endpoint(account, guard, upd
     arn = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/fraud-prod"
     assert resolve_endpoint_name(guard, arn) == "Fraud-Prod"
     assert resolve_endpoint_name(guard, arn.replace("fraud", "none")) is None
+
+
+# -- the exact calls (botocore Stubber) --------------------------------------------------------
+
+
+def test_a_concurrent_create_is_reused_and_the_update_keeps_variant_properties(guard) -> None:
+    from botocore.stub import Stubber
+
+    from ssm_guard.clone import clone_without_ssm
+    from ssm_guard.guardrail import apply_config
+
+    # GIVEN a copy that a concurrent evaluation creates between our describe and our create
+    client = boto3.client("sagemaker")
+    source = {
+        "EndpointConfigName": "c",
+        "ProductionVariants": [
+            {
+                "VariantName": "v",
+                "ModelName": "m",
+                "InstanceType": "ml.m5.large",
+                "EnableSSMAccess": True,
+            }
+        ],
+    }
+    kwargs = clone_without_ssm(source, {})
+    name = kwargs["EndpointConfigName"]
+    existing = {
+        "EndpointConfigName": name,
+        "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{name}",
+        "ProductionVariants": [{**source["ProductionVariants"][0], "EnableSSMAccess": False}],
+        "CreationTime": datetime.now(UTC),
+    }
+    guard.sagemaker = client
+    with Stubber(client) as stub:
+        stub.add_client_error(
+            "describe_endpoint_config",
+            "ValidationException",
+            "Could not find endpoint configuration",
+        )
+        stub.add_client_error(
+            "create_endpoint_config",
+            "ValidationException",
+            f'Cannot create already existing endpoint configuration "arn:...{name}".',
+            expected_params=kwargs,
+        )
+        stub.add_response("describe_endpoint_config", existing, {"EndpointConfigName": name})
+        stub.add_response(
+            "update_endpoint",
+            {"EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/e"},
+            {"EndpointName": "e", "EndpointConfigName": name, "RetainAllVariantProperties": True},
+        )
+        # WHEN the config is applied
+        applied = apply_config(guard, "e", kwargs)
+        # THEN the existing copy is used, and the update keeps live counts and weights
+        stub.assert_no_pending_responses()
+    assert applied.status == "updated"
+    assert applied.created is False
