@@ -196,6 +196,8 @@ def who_enabled(guard: Guard, snapshot: EndpointSnapshot, now: datetime) -> str 
         datetime.fromtimestamp(changed / 1000, tz=now.tzinfo) if changed is not None else now
     ) - WHO_WINDOW
     try:
+        if "cloudtrail" not in guard.overrides:
+            guard.overrides["cloudtrail"] = cloudtrail_api.best_effort_client()
         client = guard.client("cloudtrail")
         for event_name in ("UpdateEndpoint", "CreateEndpoint"):
             for record in cloudtrail_api.recent_calls(client, event_name, start, end):

@@ -7,11 +7,25 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import boto3
+from botocore.config import Config
+
 if TYPE_CHECKING:
     from mypy_boto3_cloudtrail import CloudTrailClient
 
 # LookupEvents allows 2 calls a second per account; one page is enough to find a recent call.
 MAX_RESULTS = 50
+# Best effort: one try, short timeouts. An answer that comes late is worth less than the alert.
+_BEST_EFFORT = Config(
+    retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=2, read_timeout=5
+)
+
+
+def best_effort_client() -> CloudTrailClient:
+    """A CloudTrail client that fails fast instead of retrying (the alert waits for it)."""
+    session = boto3.session.Session()
+    client: CloudTrailClient = session.client("cloudtrail", config=_BEST_EFFORT)
+    return client
 
 
 def recent_calls(
