@@ -15,10 +15,6 @@ from ssm_guard.targets import LogStream
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
 
-IAM_ACTIONS = {
-    "DescribeLogStreams": "logs:DescribeLogStreams",
-    "GetLogEvents": "logs:GetLogEvents",
-}
 STREAMS_PAGE_SIZE = 50
 """DescribeLogStreams returns at most 50 streams a page (botocore logs model)."""
 HEAD_EVENTS = 100

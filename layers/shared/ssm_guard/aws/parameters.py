@@ -27,15 +27,6 @@ from ssm_guard.targets import ADVANCED_TIER, STANDARD_TIER, ParameterWrite
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
 
-IAM_ACTIONS = {
-    "GetParameter": "ssm:GetParameter",
-    "GetParametersByPath": "ssm:GetParametersByPath",
-    "PutParameter": "ssm:PutParameter",
-    # NOTE: PutParameter with Tags also needs ssm:AddTagsToResource (Parameter Store user guide,
-    # "Tagging parameters"); the guard never calls AddTagsToResource on its own.
-    "PutParameter+Tags": "ssm:AddTagsToResource",
-    "DeleteParameters": "ssm:DeleteParameters",
-}
 MANAGED_BY = "sagemaker-ssm-guard"
 RETRY_ATTEMPTS = 6
 RETRY_BASE_SECONDS = 0.2
