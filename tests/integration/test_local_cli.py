@@ -102,20 +102,21 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
-def test_invoke_without_an_endpoint_url_starts_an_ephemeral_local_aws() -> None:
-    done = subprocess.run(
-        _cli("local", "invoke", "EnforcerFunction", "--event", str(IN_SERVICE)),
-        cwd=ROOT,
-        env=_clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def test_invoke_without_an_endpoint_url_starts_an_ephemeral_local_aws(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN no AWS_ENDPOINT_URL
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.chdir(ROOT)
 
-    assert done.returncode == 0, done.stderr
-    assert "starting an ephemeral local AWS" in done.stderr
-    assert "decision" in json.loads(done.stdout)
+    # WHEN a function is invoked
+    code = main(["local", "invoke", "EnforcerFunction", "--event", str(IN_SERVICE), "--delay", "0"])
+
+    # THEN a local AWS was started for the command, with the stack, and answered
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "starting an ephemeral local AWS" in err
+    assert "decision" in json.loads(out)
 
 
 def test_up_serves_until_interrupted_and_prints_invocations() -> None:

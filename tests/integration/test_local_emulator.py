@@ -22,7 +22,9 @@ from ssm_guard.local.api import LocalAws
 
 pytestmark = pytest.mark.integration
 
-DELAY = 0.5
+# Transitions are held: a test sees Creating/Updating/Deleting for as long as it needs, then
+# `in_service` releases them at once (LocalAws.advance) instead of sleeping.
+DELAY = 60.0
 ROLE = "arn:aws:iam::123456789012:role/endpoint-execution"
 INSTANCE_ID = re.compile(r"^i-[0-9a-f]{17}$")
 
@@ -47,9 +49,24 @@ Globals:
         GREETING: !Ref Greeting
         TOPIC_ARN: !Ref Topic
         ALARM_NAME: !Ref Alarm
+Conditions:
+  Never: !Equals [a, b]
 Resources:
   Topic:
     Type: AWS::SNS::Topic
+  ConditionalPolicy:
+    Type: AWS::IAM::ManagedPolicy
+    Properties:
+      PolicyDocument:
+        Version: "2012-10-17"
+        Statement:
+          - {Effect: Allow, Action: "s3:GetObject", Resource: "*"}
+          - !If [Never, {Effect: Allow, Action: "s3:PutObject", Resource: "*"}, !Ref AWS::NoValue]
+  TextPolicy:
+    Type: AWS::IAM::ManagedPolicy
+    Properties:
+      PolicyDocument: !Sub '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": "sns:Publish", "Resource": "${Topic}"}]}'
   Alarm:
     Type: AWS::CloudWatch::Alarm
     Properties:
@@ -111,6 +128,12 @@ Resources:
     Properties:
       CodeUri: functions/failing
       Handler: app.handler
+  SlowFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/slow
+      Handler: app.handler
+      Timeout: 1
   NightlyFunction:
     Type: AWS::Serverless::Function
     Properties:
@@ -122,6 +145,11 @@ Resources:
           Properties:
             Schedule: rate(1 day)
             Input: '{"kind": "nightly"}'
+Outputs:
+  ConditionalPolicyArn:
+    Value: !Ref ConditionalPolicy
+  TextPolicyArn:
+    Value: !Ref TextPolicy
 """
 
 ECHO = """
@@ -148,19 +176,32 @@ def handler(event, context):
     }
 """
 
+SLOW = """
+import time
+
+
+def handler(event, context):
+    print("started, remaining", context.get_remaining_time_in_millis())
+    time.sleep(event.get("seconds", 5))
+    return {"slept": True}
+"""
+
 FAILING = """
 def handler(event, context):
     raise ValueError("boom: " + str(event.get("why")))
 """
 
 
-@pytest.fixture(scope="module")
+# Session scope: with pytest-xdist's load distribution a worker runs this module's tests
+# interleaved with others', and a module-scoped emulator would be rebuilt each time.
+@pytest.fixture(scope="session")
 def toy_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("toy-stack")
     files = {
         "template.yaml": TEMPLATE,
         "functions/echo/app.py": ECHO,
         "functions/failing/app.py": FAILING,
+        "functions/slow/app.py": SLOW,
         "layers/lib/echo_lib.py": 'NAME = "from the layer"\n',
     }
     for name, text in files.items():
@@ -170,14 +211,14 @@ def toy_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def aws(toy_project: Path) -> Iterator[LocalAws]:
     with LocalAws(delay=DELAY, template=toy_project / "template.yaml", isolated=True) as local:
         local.deploy_stack(stack_name="toy")
         yield local
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def sagemaker(aws: LocalAws) -> Any:
     return aws.client("sagemaker")
 
@@ -232,6 +273,12 @@ def create_endpoint(
     return endpoint
 
 
+def in_service(aws: LocalAws, endpoint: str) -> dict[str, Any]:
+    """Release the pending transitions and return the endpoint, now in service."""
+    aws.advance()
+    return aws.wait_for_endpoint(endpoint, timeout=5)
+
+
 def error_message(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
     error = exc.value.response["Error"]
     return error["Code"], error["Message"]
@@ -271,14 +318,14 @@ def test_update_is_refused_while_the_endpoint_is_creating(aws: LocalAws, sagemak
         f'Cannot update in-progress endpoint "{arn}".',
     )
     assert sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointStatus"] == "Creating"
-    assert aws.wait_for_endpoint(endpoint)["EndpointArn"] == arn
+    assert in_service(aws, endpoint)["EndpointArn"] == arn
 
 
 def test_update_is_refused_while_the_endpoint_is_updating(aws: LocalAws, sagemaker: Any) -> None:
     # GIVEN an endpoint in the middle of an update
     config = create_config(sagemaker)
     endpoint = create_endpoint(sagemaker, config)
-    aws.wait_for_endpoint(endpoint)
+    in_service(aws, endpoint)
     sagemaker.update_endpoint(EndpointName=endpoint, EndpointConfigName=create_config(sagemaker))
 
     # WHEN it is updated (or deleted) again
@@ -296,7 +343,7 @@ def test_update_is_refused_while_the_endpoint_is_updating(aws: LocalAws, sagemak
 def test_update_names_a_missing_endpoint_or_config(aws: LocalAws, sagemaker: Any) -> None:
     # GIVEN one endpoint in service
     endpoint = create_endpoint(sagemaker, create_config(sagemaker))
-    aws.wait_for_endpoint(endpoint)
+    in_service(aws, endpoint)
 
     # WHEN the endpoint or the config does not exist
     with pytest.raises(ClientError) as no_endpoint:
@@ -319,22 +366,22 @@ def test_update_names_a_missing_endpoint_or_config(aws: LocalAws, sagemaker: Any
 def test_update_deploys_the_new_config_on_a_new_fleet(aws: LocalAws, sagemaker: Any) -> None:
     # GIVEN an endpoint with two instances in service
     endpoint = create_endpoint(sagemaker, create_config(sagemaker, count=2))
-    aws.wait_for_endpoint(endpoint)
+    in_service(aws, endpoint)
     old_fleet = aws.instances(endpoint)
     new_config = create_config(sagemaker, count=3, ssm=True)
 
     # WHEN it is updated to a config with three instances
     sagemaker.update_endpoint(EndpointName=endpoint, EndpointConfigName=new_config)
     updating = sagemaker.describe_endpoint(EndpointName=endpoint)
-    in_service = aws.wait_for_endpoint(endpoint)
+    serving = in_service(aws, endpoint)
 
     # THEN it was Updating on the old config, and is now in service on the new one
     assert updating["EndpointStatus"] == "Updating"
     assert updating["EndpointConfigName"] != new_config
     assert updating["PendingDeploymentSummary"]["EndpointConfigName"] == new_config
-    assert in_service["EndpointConfigName"] == new_config
-    assert "PendingDeploymentSummary" not in in_service
-    assert in_service["ProductionVariants"][0]["CurrentInstanceCount"] == 3
+    assert serving["EndpointConfigName"] == new_config
+    assert "PendingDeploymentSummary" not in serving
+    assert serving["ProductionVariants"][0]["CurrentInstanceCount"] == 3
     # AND every instance is new, EC2-style
     new_fleet = aws.instances(endpoint)
     assert [len(ids) for ids in old_fleet.values()] == [2]
@@ -348,14 +395,14 @@ def test_retain_all_variant_properties_keeps_counts_and_weights(
 ) -> None:
     # GIVEN an endpoint scaled to 3 instances at weight 0.5 after creation
     endpoint = create_endpoint(sagemaker, create_config(sagemaker, count=1))
-    aws.wait_for_endpoint(endpoint)
+    in_service(aws, endpoint)
     sagemaker.update_endpoint_weights_and_capacities(
         EndpointName=endpoint,
         DesiredWeightsAndCapacities=[
             {"VariantName": "AllTraffic", "DesiredInstanceCount": 3, "DesiredWeight": 0.5}
         ],
     )
-    aws.wait_for_endpoint(endpoint)
+    in_service(aws, endpoint)
 
     # WHEN it is updated to a 1-instance config, retaining variant properties
     sagemaker.update_endpoint(
@@ -363,7 +410,7 @@ def test_retain_all_variant_properties_keeps_counts_and_weights(
         EndpointConfigName=create_config(sagemaker, count=1, ssm=True),
         RetainAllVariantProperties=True,
     )
-    retained = aws.wait_for_endpoint(endpoint)["ProductionVariants"][0]
+    retained = in_service(aws, endpoint)["ProductionVariants"][0]
     retained_fleet = aws.instances(endpoint)["AllTraffic"]
     # AND again, retaining all but the weight
     sagemaker.update_endpoint(
@@ -372,12 +419,12 @@ def test_retain_all_variant_properties_keeps_counts_and_weights(
         RetainAllVariantProperties=True,
         ExcludeRetainedVariantProperties=[{"VariantPropertyType": "DesiredWeight"}],
     )
-    partly = aws.wait_for_endpoint(endpoint)["ProductionVariants"][0]
+    partly = in_service(aws, endpoint)["ProductionVariants"][0]
     # AND once more without retaining
     sagemaker.update_endpoint(
         EndpointName=endpoint, EndpointConfigName=create_config(sagemaker, count=1)
     )
-    fresh = aws.wait_for_endpoint(endpoint)["ProductionVariants"][0]
+    fresh = in_service(aws, endpoint)["ProductionVariants"][0]
 
     # THEN the count and weight survive the first update only as asked
     assert (retained["DesiredInstanceCount"], retained["DesiredWeight"]) == (3, 0.5)
@@ -392,7 +439,7 @@ def test_capacity_change_keeps_an_omitted_weight_and_the_running_instances(
 ) -> None:
     # GIVEN an endpoint with one instance at weight 1.0
     endpoint = create_endpoint(sagemaker, create_config(sagemaker, count=1))
-    aws.wait_for_endpoint(endpoint)
+    in_service(aws, endpoint)
     before = aws.instances(endpoint)["AllTraffic"]
 
     # WHEN only its instance count changes
@@ -401,7 +448,7 @@ def test_capacity_change_keeps_an_omitted_weight_and_the_running_instances(
         DesiredWeightsAndCapacities=[{"VariantName": "AllTraffic", "DesiredInstanceCount": 2}],
     )
     status = sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointStatus"]
-    variant = aws.wait_for_endpoint(endpoint)["ProductionVariants"][0]
+    variant = in_service(aws, endpoint)["ProductionVariants"][0]
 
     # THEN the weight is kept and the running instance stays, joined by a new one
     assert status == "Updating"
@@ -418,11 +465,12 @@ def test_delete_passes_through_deleting_then_the_endpoint_is_gone(
     endpoint = create_endpoint(sagemaker, create_config(sagemaker))
     with pytest.raises(ClientError) as too_early:
         sagemaker.delete_endpoint(EndpointName=endpoint)
-    aws.wait_for_endpoint(endpoint)
+    in_service(aws, endpoint)
 
     # WHEN it is deleted once in service
     sagemaker.delete_endpoint(EndpointName=endpoint)
     deleting = sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointStatus"]
+    aws.advance()
     events = events_for(aws, endpoint, ["DELETING", "DELETED"])
 
     # THEN it was Deleting, then gone, with a DELETED event at the end
@@ -444,7 +492,7 @@ def test_endpoint_events_are_shaped_as_aws_sends_them(aws: LocalAws, sagemaker: 
     endpoint = create_endpoint(
         sagemaker, create_config(sagemaker, count=2), name=name, tags={"environment": "Prod"}
     )
-    aws.wait_for_endpoint(endpoint)
+    in_service(aws, endpoint)
     sagemaker.update_endpoint(EndpointName=endpoint, EndpointConfigName=create_config(sagemaker))
 
     # WHEN the events reach the function whose rule matches every SageMaker event
@@ -523,8 +571,10 @@ def test_a_rule_that_does_not_match_never_invokes_its_function(
     other = create_endpoint(sagemaker, create_config(sagemaker), name=unique("other"))
 
     # WHEN both endpoints go through Creating to InService
+    aws.advance()
     events_for(aws, watched, ["CREATING", "IN_SERVICE"])
     events_for(aws, other, ["CREATING", "IN_SERVICE"])
+    aws.advance()
     aws.settle()
 
     # THEN only the watched endpoint's IN_SERVICE event reached it
@@ -550,6 +600,7 @@ def test_patterns_match_inside_arrays_of_objects(aws: LocalAws, sagemaker: Any) 
     create_config(sagemaker, ssm=True, name=unique("ignored"))
 
     # WHEN their config events are delivered
+    aws.advance()
     aws.settle()
 
     # THEN the rule on detail.ProductionVariants.EnableSSMAccess fired for the first only
@@ -599,7 +650,7 @@ def test_ssm_log_streams_are_written_for_ssm_variants_only(aws: LocalAws, sagema
     endpoint = create_endpoint(sagemaker, create_config(sagemaker, variants=variants))
 
     # WHEN it comes in service
-    aws.wait_for_endpoint(endpoint)
+    in_service(aws, endpoint)
 
     # THEN the SSM variant has its ssm stream and one stream per container; the plain one not
     logs = aws.client("logs")
@@ -634,14 +685,14 @@ def test_ssm_log_streams_are_written_for_ssm_variants_only(aws: LocalAws, sagema
 def test_old_instances_streams_remain_after_an_update(aws: LocalAws, sagemaker: Any) -> None:
     # GIVEN an SSM endpoint in service
     endpoint = create_endpoint(sagemaker, create_config(sagemaker, ssm=True))
-    aws.wait_for_endpoint(endpoint)
+    in_service(aws, endpoint)
     [old] = aws.instances(endpoint)["AllTraffic"]
 
     # WHEN it is updated to another SSM config
     sagemaker.update_endpoint(
         EndpointName=endpoint, EndpointConfigName=create_config(sagemaker, ssm=True)
     )
-    aws.wait_for_endpoint(endpoint)
+    in_service(aws, endpoint)
     [new] = aws.instances(endpoint)["AllTraffic"]
 
     # THEN both instances' ssm streams exist: readers must keep live instances only
@@ -716,6 +767,28 @@ def test_search_pages_and_honours_every_filter(aws: LocalAws, sagemaker: Any) ->
     assert error_message(too_many)[0] == "ValidationException"
 
 
+def test_list_endpoints_pages_by_ten_unless_asked_for_up_to_a_hundred(
+    aws: LocalAws, sagemaker: Any
+) -> None:
+    # GIVEN eleven endpoints whose names share a unique part
+    run = unique("list")
+    config = create_config(sagemaker)
+    for index in range(11):
+        create_endpoint(sagemaker, config, name=f"{run}-{index}")
+
+    # WHEN they are listed without and with a page size
+    default = sagemaker.list_endpoints(NameContains=run)
+    large = sagemaker.list_endpoints(NameContains=run, MaxResults=100)
+
+    # THEN AWS's default page of 10 applies, and more than 100 is refused
+    assert len(default["Endpoints"]) == 10
+    assert "NextToken" in default
+    assert len(large["Endpoints"]) == 11
+    with pytest.raises(ClientError) as too_many:
+        sagemaker.list_endpoints(MaxResults=101)
+    assert error_message(too_many)[0] == "ValidationException"
+
+
 def test_tags_resolve_through_a_lower_cased_arn(aws: LocalAws, sagemaker: Any) -> None:
     # GIVEN a mixed-case endpoint
     name = unique("Mixed-Case")
@@ -729,7 +802,27 @@ def test_tags_resolve_through_a_lower_cased_arn(aws: LocalAws, sagemaker: Any) -
     # THEN it resolves to the endpoint
     assert arn.endswith(name.lower())
     assert {tag["Key"] for tag in tags} == {"k", "k2"}
-    aws.wait_for_endpoint(endpoint)
+    in_service(aws, endpoint)
+
+
+# -- CloudFormation ------------------------------------------------------------------------
+
+
+def test_policies_deploy_as_cloudformation_would_create_them(aws: LocalAws) -> None:
+    # GIVEN managed policies with a statement under a false condition and a !Sub JSON text
+    iam = aws.client("iam")
+    outputs = (aws.stack or {})["outputs"]
+
+    # WHEN their documents are read back
+    def statements(arn: str) -> list[dict[str, Any]]:
+        policy = iam.get_policy(PolicyArn=arn)["Policy"]
+        version = iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])
+        return list(version["PolicyVersion"]["Document"]["Statement"])
+
+    # THEN the conditional statement is gone, and the text was substituted and parsed
+    assert [s["Action"] for s in statements(outputs["ConditionalPolicyArn"])] == ["s3:GetObject"]
+    [publish] = statements(outputs["TextPolicyArn"])
+    assert publish["Resource"].startswith("arn:aws:sns:us-east-1:123456789012:")
 
 
 # -- Lambda --------------------------------------------------------------------------------
@@ -793,6 +886,19 @@ def test_lambda_invoke_runs_the_handler_and_reports_errors(aws: LocalAws) -> Non
     assert "ValueError: boom: test" in record.logs
 
 
+def test_a_handler_that_outlives_its_timeout_is_stopped(aws: LocalAws) -> None:
+    # WHEN a function with a 1 s Timeout sleeps longer
+    invocation = aws.invoke("SlowFunction", {"seconds": 5})
+
+    # THEN Lambda's timeout error is recorded about a second into the handler
+    assert not invocation.ok
+    assert invocation.error is not None
+    assert invocation.error["errorType"] == "Sandbox.Timedout"
+    assert invocation.error["errorMessage"].endswith("Task timed out after 1.00 seconds")
+    assert "started, remaining" in invocation.logs
+    assert invocation.duration_ms < 4000
+
+
 def test_function_logs_reach_cloudwatch(aws: LocalAws) -> None:
     # GIVEN a failing invocation
     invocation = aws.invoke("FailingFunction", {"why": "logs"})
@@ -841,6 +947,32 @@ def test_a_due_one_time_schedule_fires_once_and_is_deleted(aws: LocalAws) -> Non
     with pytest.raises(ClientError):
         scheduler.get_schedule(Name=name)
     assert aws.fire_due_schedules() == []
+
+
+def test_a_future_schedule_can_be_fired_early(aws: LocalAws) -> None:
+    # GIVEN a one-time schedule an hour from now, kept after use
+    scheduler = aws.client("scheduler")
+    name = unique("later")
+    when = datetime.now(UTC) + timedelta(hours=1)
+    scheduler.create_schedule(
+        Name=name,
+        ScheduleExpression=f"at({when:%Y-%m-%dT%H:%M:%S})",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target={
+            "Arn": aws.stack["functions"]["NightlyFunction"]["arn"],  # type: ignore[index]
+            "RoleArn": ROLE,
+            "Input": json.dumps({"schedule": name}),
+        },
+    )
+
+    # WHEN the emulator is asked to fire what is due in two hours, twice
+    fired = aws.fire_due_schedules(now=when + timedelta(hours=1))
+    again = aws.fire_due_schedules(now=when + timedelta(hours=1))
+
+    # THEN it ran once, and the schedule stays (ActionAfterCompletion NONE)
+    assert [invocation.event for invocation in fired] == [{"schedule": name}]
+    assert again == []
+    assert scheduler.get_schedule(Name=name)["Name"] == name
 
 
 def test_a_scheduled_rule_fires_on_demand_with_its_input(aws: LocalAws) -> None:

@@ -55,6 +55,10 @@ def configure(level: int | str = logging.INFO, stream: TextIO | None = None) -> 
     handler._ssm_guard_local = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.propagate = False
+    quiet_request_logs()
+
+
+def quiet_request_logs() -> None:
     # NOTE: werkzeug logs one line per HTTP request; the emulator serves hundreds per test run,
     # so only its warnings are kept (werkzeug.serving uses the "werkzeug" logger).
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

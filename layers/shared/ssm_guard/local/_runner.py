@@ -12,6 +12,7 @@ import importlib
 import json
 import os
 import sys
+import threading
 import time
 import traceback
 from typing import Any
@@ -50,7 +51,33 @@ def _error(error_type: str, exc: BaseException) -> dict[str, Any]:
     }
 
 
-def _run(handler_path: str, event: Any) -> dict[str, Any]:
+def _write(result_file: str, outcome: dict[str, Any]) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with open(result_file, "w", encoding="utf-8") as stream:
+        json.dump(outcome, stream)
+
+
+def _arm_timeout(seconds: float, result_file: str) -> None:
+    """End the process as Lambda ends a handler that outlives its Timeout (init excluded)."""
+
+    def expire() -> None:
+        started = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        request_id = os.environ["SSM_GUARD_LOCAL_REQUEST_ID"]
+        message = f"{started}Z {request_id} Task timed out after {seconds:.2f} seconds"
+        print(message, file=sys.stderr)
+        _write(
+            result_file,
+            {"ok": False, "error": {"errorType": "Sandbox.Timedout", "errorMessage": message}},
+        )
+        os._exit(0)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+
+
+def _run(handler_path: str, event: Any, result_file: str) -> dict[str, Any]:
     module_name, _, function_name = handler_path.rpartition(".")
     try:
         module = importlib.import_module(module_name)
@@ -65,8 +92,9 @@ def _run(handler_path: str, event: Any) -> dict[str, Any]:
             "ok": False,
             "error": {"errorType": "Runtime.HandlerNotFound", "errorMessage": message},
         }
-    timeout_ms = int(float(os.environ.get("SSM_GUARD_LOCAL_TIMEOUT", "3")) * 1000)
-    context = LambdaContext(int(time.time() * 1000) + timeout_ms)
+    timeout = float(os.environ.get("SSM_GUARD_LOCAL_TIMEOUT", "3"))
+    context = LambdaContext(int(time.time() * 1000) + int(timeout * 1000))
+    _arm_timeout(timeout, result_file)
     try:
         result = handler(event, context)
     except Exception as exc:
@@ -86,11 +114,7 @@ def main() -> int:
     handler_path, event_file, result_file = sys.argv[1:4]
     with open(event_file, encoding="utf-8") as stream:
         event = json.load(stream)
-    outcome = _run(handler_path, event)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    with open(result_file, "w", encoding="utf-8") as stream:
-        json.dump(outcome, stream)
+    _write(result_file, _run(handler_path, event, result_file))
     return 0
 
 

@@ -380,13 +380,24 @@ class LocalAws:
         if not self._call("POST", "settle", {"timeout": timeout}, timeout=timeout + 30)["settled"]:
             raise TimeoutError(f"the local AWS was still busy after {timeout:.0f}s")
 
+    def advance(self) -> int:
+        """Complete every pending endpoint transition now (Creating -> InService, ...), as if
+        the delay had passed; returns how many ran. With a long `delay`, a test can hold an
+        endpoint in Creating/Updating as long as it needs, then release it without sleeping."""
+        return int(self._call("POST", "advance")["ran"])
+
     def set_delay(self, seconds: float) -> None:
         """How long endpoints stay Creating / Updating / Deleting from now on."""
         self._call("POST", "settings", {"delay": seconds})
 
-    def fire_due_schedules(self, *, timeout: float = 60.0) -> list[Invocation]:
-        """Fire the one-time Scheduler schedules that are due now and wait for them."""
-        ids = self._call("POST", "schedules/fire-due")["event_ids"]
+    def fire_due_schedules(
+        self, *, now: datetime | None = None, timeout: float = 60.0
+    ) -> list[Invocation]:
+        """Fire the one-time Scheduler schedules due by `now` (default: the real now; pass a
+        later time to run a schedule early) and wait for their invocations. The emulator
+        also checks by itself every half second."""
+        body = {"now": now.isoformat()} if now else {}
+        ids = self._call("POST", "schedules/fire-due", body)["event_ids"]
         return self.wait_for_deliveries(ids, timeout=timeout) if ids else []
 
     def fire_schedule(self, rule_or_function: str, *, timeout: float = 60.0) -> list[Invocation]:
@@ -399,10 +410,10 @@ class LocalAws:
 def to_put_events_entry(event: Mapping[str, Any]) -> dict[str, Any]:
     """A full EventBridge event or a PutEvents entry -> a PutEvents entry."""
     if "Source" in event or "DetailType" in event:
-        entry = dict(event)
-        if not isinstance(entry.get("Detail"), str):
-            entry["Detail"] = json.dumps(entry.get("Detail") or {})
-        return entry
+        given = dict(event)
+        if not isinstance(given.get("Detail"), str):
+            given["Detail"] = json.dumps(given.get("Detail") or {})
+        return given
     missing = [key for key in ("source", "detail-type") if key not in event]
     if missing:
         raise ValueError(f"not an EventBridge event: missing {', '.join(missing)}")

@@ -56,7 +56,7 @@ def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[st
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
     else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        value = loader.construct_mapping(node, deep=True)
     if suffix == "Ref":
         return {"Ref": value}
     if suffix == "GetAtt" and isinstance(value, str):
@@ -404,7 +404,7 @@ def _function_specs(
                 logical_id=logical_id,
                 name=name,
                 arn=backend.get_function(name).function_arn,
-                handler=backend.get_function(name).handler,
+                handler=str(backend.get_function(name).handler),
                 code_dir=code[s3_key],
                 layer_dirs=tuple(layer_dirs),
                 log_group=log_group

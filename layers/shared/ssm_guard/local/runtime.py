@@ -9,6 +9,7 @@ interpreter is left as moto ships it.
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -73,6 +74,8 @@ class Runtime:
         self.functions: dict[str, FunctionSpec] = {}
         self.endpoints: dict[tuple[str, str, str], EndpointState] = {}
         self.fired_schedules: set[tuple[str, float]] = set()
+        # Handler processes still running, stopped with the emulator.
+        self.sandboxes: set[subprocess.Popen[bytes]] = set()
 
     # -- functions -------------------------------------------------------------------------
 
@@ -151,6 +154,8 @@ class Runtime:
     def close(self) -> None:
         self.timeline.stop()
         self.dispatcher.shutdown()
+        for process in list(self.sandboxes):
+            process.kill()
 
 
 _current: Runtime | None = None

@@ -13,7 +13,8 @@ What moto lacks or does differently from AWS, and what this module changes:
 - ARNs keep the caller's casing in moto; AWS lower-cases the name (aws-facts.md §1.2).
 - When an endpoint comes InService, each instance gets its container log stream and, for
   variants with EnableSSMAccess, its `VARIANT/INSTANCE/ssm` stream (seed page).
-- `Search(Resource="Endpoint")` pages and honours every filter (see `search.py`).
+- `Search(Resource="Endpoint")` pages and honours every filter (see `search.py`);
+  ListEndpoints pages by 10 unless asked for up to 100, as AWS does.
 - CreateEndpointConfig keeps ExecutionRoleArn and friends, accepts variants without a model
   (inference components) and current instance types, and emits a config state-change event.
 
@@ -489,6 +490,31 @@ def _response_search(self: SageMakerResponse) -> ActionResult:
     return ActionResult(page)
 
 
+def _response_list_endpoints(self: SageMakerResponse) -> ActionResult:
+    # NOTE: moto 5.2.5 pages ListEndpoints by 100 and accepts any MaxResults; AWS answers 10
+    # by default and refuses more than 100 (botocore model), which code must page through.
+    max_results = self._get_param("MaxResults")
+    if max_results is not None and not 1 <= int(max_results) <= 100:
+        raise ValidationError(
+            message=f"1 validation error detected: Value '{max_results}' at 'maxResults' failed "
+            "to satisfy constraint: Member must have value less than or equal to 100"
+        )
+    endpoints, next_token = self.sagemaker_backend.list_endpoints(
+        sort_by=self._get_param("SortBy"),
+        sort_order=self._get_param("SortOrder"),
+        next_token=self._get_param("NextToken"),
+        max_results=10 if max_results is None else int(max_results),
+        name_contains=self._get_param("NameContains"),
+        creation_time_before=self._get_param("CreationTimeBefore"),
+        creation_time_after=self._get_param("CreationTimeAfter"),
+        last_modified_time_before=self._get_param("LastModifiedTimeBefore"),
+        last_modified_time_after=self._get_param("LastModifiedTimeAfter"),
+        status_equals=self._get_param("StatusEquals"),
+    )
+    summaries = [endpoint.summary() for endpoint in endpoints]
+    return ActionResult({"Endpoints": summaries, "NextToken": next_token})
+
+
 # -- install -------------------------------------------------------------------------------
 
 _PATCHES: dict[str, tuple[Any, str, Any]] = {
@@ -522,6 +548,11 @@ _PATCHES: dict[str, tuple[Any, str, Any]] = {
     ),
     "response_update_endpoint": (SageMakerResponse, "update_endpoint", _response_update_endpoint),
     "response_search": (SageMakerResponse, "search", _response_search),
+    "response_list_endpoints": (
+        SageMakerResponse,
+        "list_endpoints",
+        _response_list_endpoints,
+    ),
 }
 
 

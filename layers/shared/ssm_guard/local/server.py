@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,9 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from ssm_guard.local import eventbridge, sagemaker, schedules
+from ssm_guard.local import cloudformation, eventbridge, sagemaker, schedules
 from ssm_guard.local import runtime as runtime_module
-from ssm_guard.local._logging import configure, get_logger
+from ssm_guard.local._logging import configure, get_logger, quiet_request_logs
 from ssm_guard.local.deploy import DeployedStack, deploy_stack
 from ssm_guard.local.runtime import Runtime, Settings, delay_from_env
 
@@ -81,6 +82,8 @@ class Emulator:
         runtime_module.activate(rt)
         sagemaker.install()
         eventbridge.install()
+        cloudformation.install()
+        quiet_request_logs()
         self.runtime = rt
         self._server = _MotoServer(ControlApp(self), ip_address=self.host, port=self.port)
         self._server.start()
@@ -102,6 +105,7 @@ class Emulator:
         if self.runtime:
             self.runtime.close()
             runtime_module.deactivate(self.runtime)
+        cloudformation.uninstall()
         eventbridge.uninstall()
         sagemaker.uninstall()
         self.runtime = None
@@ -144,7 +148,7 @@ class _MotoServer(ThreadedMotoServer):
             self._ip_address, self._port, self._control, True, request_handler=MotoRequestHandler
         )
         self._server_ready_event.set()
-        self._server.serve_forever()
+        self._server.serve_forever(poll_interval=0.1)
 
 
 def _float(value: Any, default: float) -> float:
@@ -169,6 +173,7 @@ class ControlApp:
             ("GET", "instances"): self.instances,
             ("POST", "events/wait"): self.wait_events,
             ("POST", "settle"): self.settle,
+            ("POST", "advance"): self.advance,
             ("POST", "settings"): self.update_settings,
             ("POST", "schedules/fire-due"): self.fire_due,
             ("POST", "rules/fire"): self.fire_rule,
@@ -282,6 +287,9 @@ class ControlApp:
         body = self._json(request)
         return {"settled": self.emulator.rt.settle(_float(body.get("timeout"), 30))}
 
+    def advance(self, _: Request) -> dict[str, Any]:
+        return {"ran": self.emulator.rt.timeline.advance()}
+
     def update_settings(self, request: Request) -> dict[str, Any]:
         body = self._json(request)
         settings = self.emulator.rt.settings
@@ -292,10 +300,19 @@ class ControlApp:
             settings.delay = delay
         return {"delay": settings.delay}
 
-    def fire_due(self, _: Request) -> dict[str, Any]:
+    def fire_due(self, request: Request) -> dict[str, Any]:
+        body = self._json(request)
         rt = self.emulator.rt
+        now = None
+        if body.get("now"):
+            try:
+                now = datetime.fromisoformat(str(body["now"]).replace("Z", "+00:00"))
+            except ValueError as exc:
+                raise ControlError(400, f"now: not an ISO-8601 time: {body['now']!r}") from exc
+            if now.tzinfo is None:
+                now = now.replace(tzinfo=UTC)
         with rt.lock:
-            return {"event_ids": schedules.fire_due_schedules(rt)}
+            return {"event_ids": schedules.fire_due_schedules(rt, now)}
 
     def fire_rule(self, request: Request) -> dict[str, Any]:
         body = self._json(request)
