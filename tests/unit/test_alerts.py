@@ -243,3 +243,14 @@ def test_other_configs_are_left_alone(account, guard, alert_inbox, ssm, tags, de
 )
 def test_gone_or_malformed_config_events_change_nothing(account, guard, event, decision) -> None:
     assert on_config_state_change(event, guard)["decision"] == decision
+
+
+def test_the_sample_config_event_names_its_config() -> None:
+    from pathlib import Path
+
+    from ssm_guard.config_watch import config_name_of
+
+    sample = (
+        Path(__file__).resolve().parents[2] / "events/endpoint-config-created-ssm-production.json"
+    )
+    assert config_name_of(json.loads(sample.read_text())) == "ImageClassifier-config-3"

@@ -145,3 +145,10 @@ def test_a_scheduled_recheck_at_expiry_reverts(account, guard, updatable, alert_
 def test_a_tag_call_on_a_deleted_endpoint_is_answered(account, guard) -> None:
     result = on_endpoint_state_change(_cloudtrail(), guard)
     assert result["decision"] == "endpoint-gone"
+
+
+def test_the_sample_cloudtrail_event_is_a_trigger() -> None:
+    event = json.loads((EVENTS / "cloudtrail-addtags-endpoint.json").read_text())
+    trigger = parse_guardrail_trigger(event)
+    assert trigger is not None
+    assert trigger.endpoint_arn == event["detail"]["requestParameters"]["resourceArn"]
