@@ -250,7 +250,5 @@ def test_the_sample_config_event_names_its_config() -> None:
 
     from ssm_guard.config_watch import config_name_of
 
-    sample = (
-        Path(__file__).resolve().parents[2] / "events/endpoint-config-created-ssm-production.json"
-    )
+    sample = Path(__file__).resolve().parents[2] / "events/config-created-ssm-production.json"
     assert config_name_of(json.loads(sample.read_text())) == "ImageClassifier-config-3"
