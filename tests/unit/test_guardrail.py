@@ -533,3 +533,27 @@ def test_a_concurrent_create_is_reused_and_the_update_keeps_variant_properties(g
         stub.assert_no_pending_responses()
     assert applied.status == "updated"
     assert applied.created is False
+
+
+def test_the_recheck_target_is_the_enforcer_wherever_the_guardrail_runs() -> None:
+    from ssm_guard.guardrail import RecheckTarget
+
+    arn = "arn:aws:sagemaker:eu-west-1:111122223333:endpoint/e"
+    role = "arn:aws:iam::111122223333:role/scheduler"
+    enforcer = "arn:aws:lambda:eu-west-1:111122223333:function:stack-EnforcerFunction-x"
+    # The enforcer invokes itself; the sweep names the enforcer; nothing configured: no schedule.
+    itself = RecheckTarget.from_env(
+        arn,
+        {"RECHECK_ROLE_ARN": role, "AWS_LAMBDA_FUNCTION_NAME": "enf", "AWS_REGION": "eu-west-1"},
+    )
+    sweep = RecheckTarget.from_env(
+        arn,
+        {
+            "RECHECK_ROLE_ARN": role,
+            "RECHECK_FUNCTION_ARN": enforcer,
+            "AWS_LAMBDA_FUNCTION_NAME": "sw",
+        },
+    )
+    assert itself == RecheckTarget("arn:aws:lambda:eu-west-1:111122223333:function:enf", role)
+    assert sweep == RecheckTarget(enforcer, role)
+    assert RecheckTarget.from_env(arn, {"AWS_LAMBDA_FUNCTION_NAME": "enf"}) is None

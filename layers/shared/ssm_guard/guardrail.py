@@ -123,9 +123,10 @@ def decide_guardrail(
 
 @dataclass(frozen=True)
 class RecheckTarget:
-    """The function a one-time re-check schedule invokes, the role Scheduler invokes it with,
-    and the schedule group. The retry settings (retry.py, RETRY_*) serve when no RECHECK_*
-    ones are set: both invoke the enforcer the same way."""
+    """The function a one-time re-check schedule invokes (the enforcer), the role Scheduler
+    invokes it with, and the schedule group: RECHECK_FUNCTION_ARN, RECHECK_ROLE_ARN,
+    RECHECK_SCHEDULE_GROUP; the retry settings (retry.py, RETRY_*) serve when those are unset,
+    as both invoke the enforcer the same way."""
 
     function_arn: str
     role_arn: str
@@ -146,7 +147,7 @@ class RecheckTarget:
             return env.get(f"RECHECK_{name}", "") or env.get(f"RETRY_{name}", "")
 
         role = setting("ROLE_ARN")
-        function_arn = setting("TARGET_ARN")
+        function_arn = env.get("RECHECK_FUNCTION_ARN", "") or setting("TARGET_ARN")
         function_name = env.get("AWS_LAMBDA_FUNCTION_NAME", "")
         if not function_arn and function_name:
             parts = alerts.arn_parts(endpoint_arn)
