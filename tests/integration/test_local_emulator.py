@@ -390,6 +390,24 @@ def test_update_deploys_the_new_config_on_a_new_fleet(aws: LocalAws, sagemaker: 
     assert all(INSTANCE_ID.match(iid) for iid in new_fleet["AllTraffic"])
 
 
+def test_a_failed_endpoint_can_be_updated_back_into_service(aws: LocalAws, sagemaker: Any) -> None:
+    # GIVEN an endpoint that failed while creating
+    endpoint = create_endpoint(sagemaker, create_config(sagemaker))
+    aws.fail_endpoint(endpoint, "capacity shortage")
+    failed = sagemaker.describe_endpoint(EndpointName=endpoint)
+
+    # WHEN it is updated
+    sagemaker.update_endpoint(EndpointName=endpoint, EndpointConfigName=create_config(sagemaker))
+    serving = in_service(aws, endpoint)
+
+    # THEN it was Failed with the reason, said so in a FAILED event, and recovered
+    assert (failed["EndpointStatus"], failed["FailureReason"]) == ("Failed", "capacity shortage")
+    [event] = events_for(aws, endpoint, ["FAILED"])
+    assert event["detail"]["FailureReason"] == "capacity shortage"
+    assert serving["EndpointStatus"] == "InService"
+    assert "FailureReason" not in serving
+
+
 def test_retain_all_variant_properties_keeps_counts_and_weights(
     aws: LocalAws, sagemaker: Any
 ) -> None:

@@ -386,6 +386,13 @@ class LocalAws:
         endpoint in Creating/Updating as long as it needs, then release it without sleeping."""
         return int(self._call("POST", "advance")["ran"])
 
+    def fail_endpoint(self, endpoint_name: str, reason: str | None = None) -> None:
+        """Put an endpoint in `Failed` now, with a FailureReason and a FAILED event."""
+        body = {"endpoint": endpoint_name}
+        if reason:
+            body["reason"] = reason
+        self._call("POST", "endpoints/fail", body)
+
     def set_delay(self, seconds: float) -> None:
         """How long endpoints stay Creating / Updating / Deleting from now on."""
         self._call("POST", "settings", {"delay": seconds})

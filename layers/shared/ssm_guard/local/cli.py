@@ -151,7 +151,7 @@ def run_up(args: argparse.Namespace) -> int:
                 print(f"Not emulated (skipped): {', '.join(stack.skipped)}")
         print("In another shell:")
         print(
-            f"  export AWS_ENDPOINT_URL={url} AWS_REGION={region} "
+            f"  export AWS_ENDPOINT_URL={url} AWS_REGION={region} AWS_DEFAULT_REGION={region} "
             "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing"
         )
         print("  aws sagemaker list-endpoints   # or: ssm-guard local send events/*.json")

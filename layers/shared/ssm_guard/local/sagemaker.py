@@ -240,6 +240,7 @@ def _update_endpoint(
                 for variant in target
             ],
         }
+        endpoint.failure_reason = None
         _transition(self, endpoint, "Updating")
         deployment = (config, target)
     log.info(
@@ -304,6 +305,20 @@ def _delete_endpoint(self: Backend, endpoint_name: str) -> None:
         generation = state.generation
         _transition(self, endpoint, "Deleting")
     _later(rt, endpoint_name, lambda: _finish_delete(self, endpoint_name, generation))
+
+
+def fail_endpoint(rt: Runtime, name: str, reason: str) -> None:
+    """Put an endpoint in `Failed` now (what a broken container or capacity shortage does),
+    cancelling its pending transition and emitting the FAILED event."""
+    backend = sm.sagemaker_backends[rt.settings.account_id][rt.settings.region]
+    with rt.lock:
+        endpoint = backend.endpoints.get(name)
+        if endpoint is None:
+            raise _not_found("endpoint", name, backend)
+        rt.endpoint_state(backend.account_id, backend.region_name, name).generation += 1
+        endpoint.failure_reason = reason
+        endpoint.pending_deployment_summary = None
+        _transition(backend, endpoint, "Failed")
 
 
 # -- lifecycle -----------------------------------------------------------------------------

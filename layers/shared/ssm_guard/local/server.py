@@ -26,6 +26,7 @@ from moto.moto_server.werkzeug_app import (
     MotoRequestHandler,
     create_backend_app,
 )
+from moto.sagemaker.exceptions import ValidationError
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
@@ -174,6 +175,7 @@ class ControlApp:
             ("POST", "events/wait"): self.wait_events,
             ("POST", "settle"): self.settle,
             ("POST", "advance"): self.advance,
+            ("POST", "endpoints/fail"): self.fail_endpoint,
             ("POST", "settings"): self.update_settings,
             ("POST", "schedules/fire-due"): self.fire_due,
             ("POST", "rules/fire"): self.fire_rule,
@@ -289,6 +291,16 @@ class ControlApp:
 
     def advance(self, _: Request) -> dict[str, Any]:
         return {"ran": self.emulator.rt.timeline.advance()}
+
+    def fail_endpoint(self, request: Request) -> dict[str, Any]:
+        body = self._json(request)
+        name = str(body.get("endpoint", ""))
+        reason = str(body.get("reason") or "The primary container for production variant failed")
+        try:
+            sagemaker.fail_endpoint(self.emulator.rt, name, reason)
+        except ValidationError as exc:
+            raise ControlError(404, str(exc)) from exc
+        return {"endpoint": name, "status": "Failed"}
 
     def update_settings(self, request: Request) -> dict[str, Any]:
         body = self._json(request)
