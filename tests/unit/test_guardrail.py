@@ -352,9 +352,15 @@ def test_cleanup_deletes_only_old_unused_configs_of_ours(account, guard, updatab
     updatable.fail_with = ("ValidationException", "something else")
     updatable.busy = True
     leftover = evaluate_endpoint(guard, "other-prod").details["new_config"]
-    # WHEN the sweep's cleanup runs an hour later
-    deleted = cleanup_unused_configs(guard, now=datetime.now(UTC) + timedelta(hours=2))
-    # THEN only the leftover is gone
+    # WHEN the sweep's cleanup runs an hour later, first as a dry run
+    later = datetime.now(UTC) + timedelta(hours=2)
+    guard.dry_run = True
+    assert cleanup_unused_configs(guard, now=later) == [leftover]
+    assert leftover in updatable.configs()
+    guard.dry_run = False
+    assert cleanup_unused_configs(guard, now=datetime.now(UTC)) == []
+    deleted = cleanup_unused_configs(guard, now=later)
+    # THEN only the leftover is gone, and only once it is old enough
     assert deleted == [leftover]
     assert ours in updatable.configs()
     assert "fraud-prod-config" in updatable.configs()

@@ -138,9 +138,9 @@ class RecheckTarget:
     ) -> RecheckTarget | None:
         """None when no scheduler role is configured (the CLI, tests). Without a configured
         target, the running function invokes itself: its ARN is built from
-        AWS_LAMBDA_FUNCTION_NAME and the endpoint's partition and account (the guard runs
-        beside its endpoints), since a function's environment cannot name its own ARN without
-        a cycle in the template."""
+        AWS_LAMBDA_FUNCTION_NAME and the guard's account (GUARD_ACCOUNT_ID; else the
+        endpoint's, beside which a single-account guard runs), since a function's environment
+        cannot name its own ARN without a cycle in the template."""
         env = os.environ if environ is None else environ
 
         def setting(name: str) -> str:
@@ -152,8 +152,9 @@ class RecheckTarget:
         if not function_arn and function_name:
             parts = alerts.arn_parts(endpoint_arn)
             region = env.get("AWS_REGION") or parts.region
+            account = env.get("GUARD_ACCOUNT_ID") or parts.account
             function_arn = (
-                f"arn:{parts.partition}:lambda:{region}:{parts.account}:function:{function_name}"
+                f"arn:{parts.partition}:lambda:{region}:{account}:function:{function_name}"
             )
         if not (role and function_arn):
             return None
@@ -571,7 +572,8 @@ def delete_if_unused(guard: Guard, config_name: str) -> bool:
 
 def cleanup_unused_configs(guard: Guard, *, now: datetime | None = None) -> list[str]:
     """Account-wide: delete the configs the guard created (derived name and created-by tag) that
-    no endpoint uses, older than CLEANUP_MIN_AGE. Meant for the scheduled sweep."""
+    no endpoint uses, older than CLEANUP_MIN_AGE. Meant for the scheduled sweep. Returns their
+    names; in a dry run, the names it would delete."""
     now = now or _now()
     candidates = [
         c
@@ -586,10 +588,12 @@ def cleanup_unused_configs(guard: Guard, *, now: datetime | None = None) -> list
     deleted: list[str] = []
     for summary in candidates:
         name = str(summary["EndpointConfigName"])
-        if name in used or guard.dry_run or not _is_ours(guard, summary):
+        if name in used or not _is_ours(guard, summary):
+            continue
+        deleted.append(name)
+        if guard.dry_run:
             continue
         sm_api.delete_endpoint_config(guard.sagemaker, name)
-        deleted.append(name)
         count("ConfigCleanedUp")
         logger.info("unused config deleted", extra={"config_name": name})
     return deleted
