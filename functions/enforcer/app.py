@@ -13,4 +13,4 @@ from ssm_guard.observability import logger, metrics
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return on_endpoint_state_change(event)
+    return on_endpoint_state_change(event, context=context)

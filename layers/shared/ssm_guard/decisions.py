@@ -33,6 +33,8 @@ class Kind(StrEnum):
     EXCEPTION_EXPIRED = "exception-expired"
     CONFIG_EARLY_WARNING = "config-early-warning"
     IGNORED = "ignored"
+    # Reliability (retry.py): AWS refused the evaluation for good; reported once, not retried.
+    FAILED = "failed"
 
 
 # SageMaker first-party (built-in) algorithm images: SSM cannot connect to them (seed page).

@@ -36,6 +36,9 @@ class Guard:
     """Decide and report, change nothing (`ssm-guard audit`, dry runs)."""
     overrides: dict[str, Any] = field(default_factory=dict)
     """Clients for other services, by service name; tests put stubs here."""
+    policy_holders: frozenset[str] | None = None
+    """Names of roles known to hold the session policy (the sweep reads them in bulk). Only a
+    role found here is taken as holding it; any other is asked live."""
 
     @classmethod
     def from_env(cls, *, dry_run: bool = False) -> Guard:
@@ -87,6 +90,9 @@ def _missing_roles(guard: Guard, roles: list[str]) -> tuple[list[str], list[str]
     needed: list[str] = []
     holding: list[str] = []
     for role in roles:
+        if guard.policy_holders is not None and iam_api.role_name(role) in guard.policy_holders:
+            holding.append(role)
+            continue
         attached = iam_api.attached_policy_arns(guard.iam, role)
         if guard.settings.policy_arn in attached:
             holding.append(role)
@@ -125,10 +131,14 @@ def attach_to_roles(guard: Guard, outcome: Outcome, the_plan: Plan) -> Outcome:
         try:
             iam_api.attach_session_policy(guard.iam, role, guard.settings.policy_arn)
         except ClientError as exc:
-            if error_code(exc) != "LimitExceeded":
-                _roll_back(guard, done)
-                raise
             _roll_back(guard, done)
+            if error_code(exc) == "NoSuchEntity":
+                # Deleted between the read and the attach: nothing to attach to.
+                outcome.decision = Kind.ROLE_MISSING
+                outcome.reason = "an execution role of the endpoint does not exist"
+                return outcome
+            if error_code(exc) != "LimitExceeded":
+                raise
             return _quota_outcome(outcome, role, -1, -1)
         done.append(role)
         logger.info(
@@ -227,6 +237,7 @@ def record(outcome: Outcome) -> None:
             "ssm_variants": outcome.ssm_variants,
             "roles_attached": outcome.roles_attached,
             "reason": outcome.reason,
+            "unreachable": outcome.unreachable,
         },
     )
     count("Decision_" + str(outcome.decision).replace("-", "_"))

@@ -4,24 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from ssm_guard import retry
 from ssm_guard.decisions import Kind
 from ssm_guard.enforce import Guard, Outcome, evaluate_endpoint, record
-from ssm_guard.events import MalformedEventError, parse_endpoint_event
+from ssm_guard.events import EndpointEvent, MalformedEventError, parse_endpoint_event
 from ssm_guard.guardrail import resolve_endpoint_name
+from ssm_guard.idempotency import run_once
 from ssm_guard.observability import count, logger
 from ssm_guard.triggers import parse_guardrail_trigger
 
 
-def on_endpoint_state_change(event: Any, guard: Guard | None = None) -> dict[str, Any]:
+def on_endpoint_state_change(
+    event: Any, guard: Guard | None = None, context: Any = None
+) -> dict[str, Any]:
     """React to `SageMaker Endpoint State Change`: read the endpoint live and enforce.
 
     A malformed event is logged and answered, never raised: a Lambda retry could not fix it.
+    Copies of one state change are handled once (`run_once`); a busy endpoint is retried and a
+    permanent failure reported once (`retry`).
     """
     routed = on_guardrail_trigger(event, guard)
     if routed is not None:
         return routed
     try:
         parsed = parse_endpoint_event(event)
+        key = retry.work_key(event, parsed)
     except MalformedEventError as exc:
         logger.warning("event rejected", extra={"reason": str(exc)})
         count("MalformedEvent")
@@ -29,10 +38,21 @@ def on_endpoint_state_change(event: Any, guard: Guard | None = None) -> dict[str
     logger.append_keys(endpoint_name=parsed.endpoint_name)
     logger.info(
         "event received",
-        extra={"event_status": parsed.status, "event_id": parsed.event_id},
+        extra={"event_status": parsed.status, "event_id": parsed.event_id, "work_key": key},
     )
+    return run_once(key, lambda: _evaluate_event(event, parsed, guard, context), context=context)
+
+
+def _evaluate_event(
+    event: Any, parsed: EndpointEvent, guard: Guard | None, context: Any
+) -> dict[str, Any]:
     guard = guard or Guard.from_env()
-    outcome: Outcome = evaluate_endpoint(guard, parsed.endpoint_name)
+    try:
+        outcome: Outcome = evaluate_endpoint(guard, parsed.endpoint_name)
+    except ClientError as exc:
+        outcome = retry.on_failure(guard, exc, endpoint=parsed, event=event, context=context)
+    else:
+        outcome = retry.follow_up(guard, outcome, endpoint=parsed, event=event, context=context)
     record(outcome)
     return outcome.as_dict()
 

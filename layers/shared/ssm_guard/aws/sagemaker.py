@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ssm_guard.aws.errors import is_not_found
@@ -50,10 +50,19 @@ def list_tags(client: SageMakerClient, arn: str) -> dict[str, str]:
     return tags
 
 
-def describe_models(client: SageMakerClient, names: Iterable[str]) -> dict[str, ModelInfo]:
+def describe_models(
+    client: SageMakerClient, names: Iterable[str], known: dict[str, ModelInfo] | None = None
+) -> dict[str, ModelInfo]:
+    """The models by name. `known` holds models read before (models never change once created)
+    and receives those read now, so a sweep describes each model once."""
     models: dict[str, ModelInfo] = {}
     for name in sorted(set(names)):
+        if known is not None and name in known:
+            models[name] = known[name]
+            continue
         models[name] = ModelInfo.from_describe(client.describe_model(ModelName=name))
+        if known is not None:
+            known[name] = models[name]
     return models
 
 
@@ -64,10 +73,12 @@ def read_endpoint(
     described: dict[str, Any] | None = None,
     config: dict[str, Any] | None = None,
     tags: dict[str, str] | None = None,
+    models: dict[str, ModelInfo] | None = None,
 ) -> EndpointSnapshot:
     """The live picture of an endpoint, with the fewest calls the decision needs: tags and models
     are read only when a variant has SSM access on. Callers that already hold the describe
-    output, the config or the tags (the sweep reads them in bulk) pass them in."""
+    output, the config or the tags (the sweep reads them in bulk) pass them in; `models` is a
+    cache of models read before, filled as models are read."""
     endpoint = described if described is not None else describe_endpoint(client, name)
     config_name = str(endpoint["EndpointConfigName"])
     config = config if config is not None else describe_endpoint_config(client, config_name)
@@ -84,7 +95,7 @@ def read_endpoint(
         config=config,
         variants=variants,
         tags=tags,
-        models=describe_models(client, model_names) if model_names else {},
+        models=describe_models(client, model_names, models) if model_names else {},
         live_variants=tuple(endpoint.get("ProductionVariants") or ()),
         last_modified_ms=_millis(endpoint.get("LastModifiedTime")),
         creation_ms=_millis(endpoint.get("CreationTime")),
@@ -131,3 +142,35 @@ def list_endpoint_configs(client: SageMakerClient) -> list[dict[str, Any]]:
     for page in paginator.paginate(PaginationConfig={"PageSize": 100}):
         configs.extend(dict(c) for c in page.get("EndpointConfigs", []))
     return configs
+
+
+SEARCH_PAGE_SIZE = 100
+
+
+def search_endpoints(
+    client: SageMakerClient, token: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of up to 100 endpoints from Search, each with DescribeEndpoint's fields and its
+    tags (aws-facts 6), and the token of the next page (None after the last)."""
+    kwargs: dict[str, Any] = {"Resource": "Endpoint", "MaxResults": SEARCH_PAGE_SIZE}
+    if token:
+        kwargs["NextToken"] = token
+    response = client.search(**kwargs)
+    records = [
+        dict(result["Endpoint"]) for result in response.get("Results", []) if "Endpoint" in result
+    ]
+    return records, response.get("NextToken") or None
+
+
+def endpoints_modified_since(client: SageMakerClient, since_ms: int) -> list[str]:
+    """Names of endpoints created or changed after `since_ms` (ListEndpoints reads the API
+    itself, not the Search index, which may lag)."""
+    since = datetime.fromtimestamp(since_ms / 1000, tz=UTC)
+    names: list[str] = []
+    paginator = client.get_paginator("list_endpoints")
+    pages = paginator.paginate(
+        LastModifiedTimeAfter=since, PaginationConfig={"PageSize": SEARCH_PAGE_SIZE}
+    )
+    for page in pages:
+        names.extend(str(e["EndpointName"]) for e in page.get("Endpoints", []))
+    return names
