@@ -381,13 +381,16 @@ def _function_specs(
         if resource.get("Type") != "AWS::Lambda::Function":
             continue
         properties = resource.get("Properties", {})
+        name = physical.get(logical_id)
+        if not name:
+            log.info("function not created, its condition is false", extra={"id": logical_id})
+            continue
         s3_key = (properties.get("Code") or {}).get("S3Key")
         if s3_key not in code:
             log.warning(
                 "function has no local code, not invocable", extra={"logical_id": logical_id}
             )
             continue
-        name = physical[logical_id]
         layer_dirs = []
         for layer in properties.get("Layers") or []:
             layer_resource = (
@@ -419,8 +422,8 @@ def _rules(cfn: dict[str, Any], physical: dict[str, str]) -> dict[str, dict[str,
     """The deployed rules, for display: pattern or schedule, and target logical ids."""
     rules = {}
     for logical_id, resource in cfn["Resources"].items():
-        if resource.get("Type") != "AWS::Events::Rule":
-            continue
+        if resource.get("Type") != "AWS::Events::Rule" or not physical.get(logical_id):
+            continue  # not a rule, or not created because its condition is false
         properties = resource.get("Properties", {})
         targets = []
         for target in properties.get("Targets") or []:
