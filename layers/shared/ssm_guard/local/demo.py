@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -127,8 +129,9 @@ class Demo:
             ModelName="fraud-pipeline",
             ExecutionRoleArn=roles["pipeline"],
             Containers=[
-                {"Image": IMAGE, "ContainerHostname": "feature_prep"},
-                {"Image": IMAGE, "ContainerHostname": "scorer"},
+                # No ContainerHostname: SageMaker names them container_0, container_1.
+                {"Image": IMAGE},
+                {"Image": IMAGE},
             ],
             InferenceExecutionConfig={"Mode": "Direct"},
         )
@@ -232,6 +235,19 @@ def _wait(what: str, probe: Callable[[], bool], timeout: float, report: Report) 
     return False
 
 
+def _ssm_guard(aws: LocalAws, *args: str) -> str:
+    """Run the `ssm-guard` command as a person would, pointed at the local AWS."""
+    done = subprocess.run(  # noqa: S603 - our own command, fixed arguments
+        [sys.executable, "-m", "ssm_guard.cli.main", *args],
+        env={**os.environ, **aws.env()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return done.stdout if done.returncode == 0 else f"(exit {done.returncode}) {done.stderr}"
+
+
 def _decisions(invocations: list[Invocation], endpoint: str) -> list[str]:
     return [
         str(i.decision or (i.error or {}).get("errorType"))
@@ -291,9 +307,12 @@ def run(delay: float, timeout: float) -> Report:
             f"found {len(targets)}",
         )
         report.check(
-            any(t.endswith("_feature_prep") for t in targets),
-            "container names with underscores kept whole",
+            any(t.endswith("_container_1") for t in targets),
+            "default container names (container_1) kept whole",
         )
+        report.note("$ ssm-guard targets " + DEV)
+        for line in _ssm_guard(aws, "targets", DEV).splitlines():
+            report.note("  " + line)
 
         report.section(f"5. Guardrail on {PROD}")
         described = demo.sagemaker.describe_endpoint(EndpointName=PROD)
