@@ -59,9 +59,9 @@ test: setup lint typecheck template-check ## lint, type check, template checks, 
 build: $(STAMP) ## sam build (needs Python 3.13 on PATH)
 	PATH="$(dir $(PY313)):$$PATH" $(VENV)/bin/sam build
 
-bench: $(STAMP) ## benchmarks (AWS calls, sweep, Cloud Custodian, cold start, sizes)
+bench: $(STAMP) ## benchmarks into docs/BENCHMARKS.md (BENCH_ARGS="--only events" for one part)
 	test -x $(BENCH_VENV)/bin/custodian || ( $(PYTHON_BOOT) -m venv $(BENCH_VENV) && $(BENCH_VENV)/bin/python -m pip install -q 'c7n==0.9.53' )
-	$(PY) -m bench.run
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean: ## remove build output and virtualenvs
 	rm -rf .aws-sam $(VENV) $(TOOLS_VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache
