@@ -149,6 +149,7 @@ def audit(
     wanted = list(names)
     guard.dry_run = True
     holders = _holders(guard, _policy_arn(guard, policy_arn))
+    guard.policy_holders = holders
     published = _targets(guard)
     evaluations = evaluate_names(guard, wanted) if wanted else evaluate_all(guard)
     now = datetime.now(UTC)
