@@ -134,6 +134,9 @@ Resources:
       CodeUri: functions/slow
       Handler: app.handler
       Timeout: 1
+      Policies:
+        - Statement:
+            - {Effect: Allow, Action: "sns:Publish", Resource: !Ref Topic}
   NightlyFunction:
     Type: AWS::Serverless::Function
     Properties:
@@ -841,6 +844,15 @@ def test_policies_deploy_as_cloudformation_would_create_them(aws: LocalAws) -> N
     assert [s["Action"] for s in statements(outputs["ConditionalPolicyArn"])] == ["s3:GetObject"]
     [publish] = statements(outputs["TextPolicyArn"])
     assert publish["Resource"].startswith("arn:aws:sns:us-east-1:123456789012:")
+    # AND a function role's inline policy reads back as JSON (boto3 decodes it to a dict)
+    role = (
+        aws.client("lambda")
+        .get_function_configuration(FunctionName=aws.function_name("SlowFunction"))["Role"]
+        .rsplit("/", 1)[-1]
+    )
+    [name] = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    inline = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+    assert inline["Statement"][0]["Action"] == "sns:Publish"
 
 
 # -- Lambda --------------------------------------------------------------------------------

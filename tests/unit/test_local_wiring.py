@@ -73,7 +73,17 @@ def template(tmp_path: Path) -> Path:
 
 
 def test_templates_load_with_short_form_intrinsics(template: Path) -> None:
+    template.write_text(
+        template.read_text(encoding="utf-8")
+        + "Conditions:\n  Both: !And [!Condition A, !Not [!Equals [!Ref P, x]]]\n",
+        encoding="utf-8",
+    )
+
     loaded = deploy.load_template(template)
+
+    assert loaded["Conditions"]["Both"] == {
+        "Fn::And": [{"Condition": "A"}, {"Fn::Not": [{"Fn::Equals": [{"Ref": "P"}, "x"]}]}]
+    }
     env = loaded["Resources"]["Worker"]["Properties"]["Environment"]["Variables"]
     assert env["ALARM"] == {"Fn::GetAtt": ["Alarm", "Arn"]}
     assert env["ALARM_TEXT"] == {"Fn::Sub": "alarm ${Alarm} on ${Topic}"}
