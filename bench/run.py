@@ -57,6 +57,7 @@ def _meta(aws_kind: str) -> dict[str, Any]:
         "commit": commit + (" (with uncommitted changes)" if dirty else ""),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
+        "load average at start": " ".join(f"{v:.2f}" for v in os.getloadavg()),
         "machine": f"{platform.system()} {platform.machine()}",
         "local AWS": aws_kind,
         "moto": version("moto"),

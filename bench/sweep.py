@@ -8,8 +8,9 @@ other functions' calls and CPU to the sweep's numbers.
 Per size, in order:
 1. the first sweep (it acts: reverts the production endpoints with SSM on, attaches missing
    policies);
-2. Cloud Custodian finding the production-tagged endpoints (`bench.custodian`);
-3. the steady-state sweep (nothing left to fix: the hourly common case);
+2. Cloud Custodian finding the production-tagged endpoints (`bench.custodian`), and
+3. the steady-state sweep (nothing left to fix: the hourly common case), alternately,
+   `REPEATS` times each: times are medians;
 4. one more production endpoint with SSM on, on a config other SSM-enabled endpoints share,
    comes into service: its revert event, delivered to the enforcer.
 
@@ -21,6 +22,7 @@ whole process (Custodian's: the `custodian run` process).
 
 from __future__ import annotations
 
+import statistics
 import time
 import uuid
 from datetime import UTC, datetime
@@ -32,6 +34,9 @@ from bench.emulator import ACCOUNT_ID, FIXTURE, REGION, LocalAws, environment
 from bench.events import role_of, state_change_event
 
 SIZES = (100, 1000, 5000)
+# The steady sweep and Custodian run this many times, alternately; times are medians (the
+# machine may be shared, and one run can be slowed by anything else on it).
+REPEATS = 3
 # A sweep may use a Lambda's whole 15 minutes; the benchmark gives it that, so it never hands
 # over to a continuation and one invocation covers the account.
 REMAINING_MS = 15 * 60 * 1000
@@ -109,6 +114,18 @@ def _revert_event(aws: LocalAws, stack: dict[str, Any], shape: fixture.Shape) ->
     }
 
 
+def _median(runs: list[dict[str, Any]], times: tuple[str, ...]) -> dict[str, Any]:
+    """The last run, its times replaced by the medians of all runs (each run's kept too)."""
+    if "calls" not in runs[-1]:
+        return runs[-1]
+    found = dict(runs[-1])
+    for key in times:
+        values = [float(run[key]) for run in runs]
+        found[key] = round(statistics.median(values), 3)
+        found[f"{key}_runs"] = values
+    return found
+
+
 def _ratios(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
     if "calls" not in theirs or not ours.get("calls"):
         return {}
@@ -139,10 +156,14 @@ def run_size(aws: LocalAws, shape: fixture.Shape, *, with_custodian: bool) -> di
         return result
     result["function"] = function
     result["first"] = _sweep(function, shape.endpoints)
+    theirs, ours = [], []
+    for _ in range(REPEATS):
+        if with_custodian:
+            theirs.append(custodian.run(aws))
+        ours.append(_sweep(function, shape.endpoints))
+    result["steady"] = _median(ours, ("seconds", "process_seconds"))
     if with_custodian:
-        result["custodian"] = custodian.run(aws)
-    result["steady"] = _sweep(function, shape.endpoints)
-    if with_custodian:
+        result["custodian"] = _median(theirs, ("policy_seconds", "wall_seconds"))
         result["ours_over_custodian"] = _ratios(result["steady"], result["custodian"])
     result["revert_event"] = _revert_event(aws, stack, shape)
     return result
