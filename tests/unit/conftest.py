@@ -276,3 +276,27 @@ def alert_inbox(account: Account, guard: Guard) -> AlertInbox:
     )
     guard.settings = dataclasses.replace(guard.settings, alert_topic_arn=topic_arn)
     return AlertInbox(topic_arn, sqs, urls["topic"], urls["events"])
+
+
+# -- one guard for a whole AWS Organization (accounts.py, org_sweep.py) ---------------------
+
+
+@pytest.fixture
+def central(account: Account, alert_inbox: AlertInbox, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A central deployment in moto's default account serving the member accounts MEMBER and
+    OTHER_MEMBER of `_org`; returns the central account (an `_org.AccountOf`). Caches of
+    accounts.py (membership, member credentials, aliases) are cleared before and after."""
+    from _org import CENTRAL, MEMBER, OTHER_MEMBER, AccountOf
+
+    from ssm_guard import accounts
+
+    accounts.reset_caches()
+    monkeypatch.setenv("DEPLOYMENT_ROLE", "central")
+    monkeypatch.setenv("GUARD_ACCOUNT_ID", CENTRAL)
+    monkeypatch.setenv("MEMBER_ROLE_NAME", "ssm-guard-member")
+    monkeypatch.setenv("MEMBER_ACCOUNTS", f"{MEMBER},{OTHER_MEMBER}")
+    monkeypatch.setenv("SESSION_POLICY_ARN", account.policy_arn)
+    monkeypatch.setenv("ALERT_TOPIC_ARN", alert_inbox.topic_arn)
+    monkeypatch.setenv("TARGETS_PARAMETER_PREFIX", "/sagemaker-ssm-guard/targets")
+    yield AccountOf(CENTRAL)
+    accounts.reset_caches()

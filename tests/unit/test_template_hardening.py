@@ -104,7 +104,11 @@ def test_role_path_defaults_to_every_role_and_accepts_only_a_plain_path() -> Non
 def test_every_function_that_attaches_is_held_to_the_role_tag_when_one_is_set() -> None:
     # GIVEN the Deny that carries the tag condition
     policy = sam_template()["Resources"]["AttachOnlyToTaggedRoles"]
-    assert policy["Condition"] == "RestrictToTaggedRoles"
+    # (the functions' roles exist unless the stack is a member of an organization-wide guard)
+    assert policy["Condition"] == "FunctionsOnlyOnTaggedRoles"
+    assert {"Condition": "RestrictToTaggedRoles"} in sam_template()["Conditions"][
+        "FunctionsOnlyOnTaggedRoles"
+    ]["Fn::And"]
     document = json.loads(policy["Properties"]["PolicyDocument"]["Fn::Sub"])
     (deny,) = document["Statement"]
     # THEN it denies attaching and detaching on roles without KEY=VALUE...

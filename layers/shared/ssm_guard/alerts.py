@@ -8,7 +8,7 @@ CloudTrail can tell, and a console link. The subject says it in one line.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -106,6 +106,8 @@ class Alert:
     console_url: str = ""
     time: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    account_alias: str = ""
+    """Filled by `send` in an organization-wide deployment (accounts.account_alias)."""
 
     def detail(self) -> dict[str, Any]:
         """The custom event's detail: every field, JSON-ready."""
@@ -122,7 +124,9 @@ class Alert:
             f"What happened: {self.reason}",
             f"Action taken:  {self.action}",
             f"Endpoint:      {self.endpoint_name} ({self.endpoint_arn})",
-            f"Account:       {self.account}   Region: {self.region}",
+            f"Account:       {self.account}"
+            + (f" ({self.account_alias})" if self.account_alias else "")
+            + f"   Region: {self.region}",
             f"SSM variants:  {', '.join(self.variants) or '-'}",
             f"Old config:    {self.old_config or '-'}",
             f"New config:    {self.new_config or '-'}",
@@ -225,6 +229,10 @@ def send(guard: Guard, alert: Alert) -> str:
     settings = guard.settings
     if guard.dry_run:
         return "skipped"
+    if not alert.account_alias:
+        from ssm_guard.accounts import account_alias
+
+        alert = replace(alert, account_alias=account_alias(guard, alert.account))
     failures = 0
     if settings.alert_topic_arn:
         try:

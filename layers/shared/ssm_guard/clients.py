@@ -54,3 +54,9 @@ def ssm(region: str | None = None) -> SSMClient:
 
 def logs(region: str | None = None) -> CloudWatchLogsClient:
     return client("logs", region)  # type: ignore[no-any-return]
+
+
+def client_in(session: boto3.session.Session, service: str, region: str) -> Any:
+    """A client with the same retry policy for a session of other credentials (the member role
+    of another account, in an organization-wide deployment)."""
+    return session.client(service, region_name=region, config=_CONFIG)  # type: ignore[call-overload]

@@ -13,6 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ssm_guard import alerts
+from ssm_guard.accounts import alert_refusal, guard_for_event, refused
 from ssm_guard.aws import sagemaker as sm_api
 from ssm_guard.aws.errors import is_not_found
 from ssm_guard.clone import CREATED_BY_TAG, CREATED_BY_VALUE
@@ -61,7 +62,10 @@ def on_config_state_change(event: Any, guard: Guard | None = None) -> dict[str, 
         logger.warning("event rejected", extra={"reason": str(exc)})
         count("MalformedEvent")
         return {"decision": str(Kind.MALFORMED_EVENT), "reason": str(exc)}
-    guard = guard or Guard.from_env()
+    refusal = refused(event)
+    if refusal is not None:
+        return alert_refusal(refusal)
+    guard = guard or guard_for_event(event)
     try:
         config = sm_api.describe_endpoint_config(guard.sagemaker, name)
     except ClientError as exc:

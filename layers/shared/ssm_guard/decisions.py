@@ -35,6 +35,9 @@ class Kind(StrEnum):
     IGNORED = "ignored"
     # Reliability (retry.py): AWS refused the evaluation for good; reported once, not retried.
     FAILED = "failed"
+    # Organization-wide deployments (accounts.py): nothing is changed, the centre is alerted.
+    FOREIGN_ACCOUNT = "foreign-account"
+    MEMBER_UNREACHABLE = "member-unreachable"
 
 
 # SageMaker first-party (built-in) algorithm images: SSM cannot connect to them (seed page).

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
+from ssm_guard.accounts import guard_for_event, refused
 from ssm_guard.aws import logs as logs_api
 from ssm_guard.aws import parameters as ps
 from ssm_guard.aws import sagemaker as sm_api
@@ -540,7 +541,7 @@ def on_targets_trigger(event: Any, guard: Guard | None = None) -> dict[str, Any]
     """The work behind the targets function: an endpoint state change (IN_SERVICE refreshes,
     DELETED removes) or the schedule (refresh every endpoint)."""
     if _is_scheduled(event):
-        guard = guard or Guard.from_env()
+        guard = guard or guard_for_event(event)
         outcomes = refresh_all_targets(guard)
         for outcome in outcomes:
             record_targets(outcome)
@@ -559,7 +560,11 @@ def on_targets_trigger(event: Any, guard: Guard | None = None) -> dict[str, Any]
         "event received",
         extra={"event_status": parsed.status, "event_id": parsed.event_id},
     )
-    guard = guard or Guard.from_env()
+    # An account the guard may not act in: the enforcer alerts the same event.
+    refusal = refused(event)
+    if refusal is not None:
+        return refusal.as_dict()
+    guard = guard or guard_for_event(event)
     # The event is only a trigger: a DELETED endpoint is not found and its targets go; a late
     # DELETED for a name that was created again refreshes the new endpoint instead.
     outcome = refresh_targets(guard, parsed.endpoint_name)

@@ -7,6 +7,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ssm_guard import retry
+from ssm_guard.accounts import alert_refusal, guard_for_event, refused
 from ssm_guard.decisions import Kind
 from ssm_guard.enforce import Guard, Outcome, evaluate_endpoint, record
 from ssm_guard.events import EndpointEvent, MalformedEventError, parse_endpoint_event
@@ -23,8 +24,12 @@ def on_endpoint_state_change(
 
     A malformed event is logged and answered, never raised: a Lambda retry could not fix it.
     Copies of one state change are handled once (`run_once`); a busy endpoint is retried and a
-    permanent failure reported once (`retry`).
+    permanent failure reported once (`retry`). In an organization-wide deployment, an event
+    from an account the guard may not act in changes nothing and is alerted (`accounts`).
     """
+    refusal = refused(event)
+    if refusal is not None:
+        return alert_refusal(refusal)
     routed = on_guardrail_trigger(event, guard)
     if routed is not None:
         return routed
@@ -46,7 +51,7 @@ def on_endpoint_state_change(
 def _evaluate_event(
     event: Any, parsed: EndpointEvent, guard: Guard | None, context: Any
 ) -> dict[str, Any]:
-    guard = guard or Guard.from_env()
+    guard = guard or guard_for_event(event)
     try:
         outcome: Outcome = evaluate_endpoint(guard, parsed.endpoint_name)
     except ClientError as exc:
@@ -71,7 +76,7 @@ def on_guardrail_trigger(event: Any, guard: Guard | None = None) -> dict[str, An
     if trigger.ignore:
         logger.info("event ignored", extra={"trigger": trigger.why, "reason": trigger.ignore})
         return {"decision": str(Kind.IGNORED), "reason": trigger.ignore}
-    guard = guard or Guard.from_env()
+    guard = guard or guard_for_event(event)
     name = trigger.endpoint_name
     if name is None and trigger.endpoint_arn:
         name = resolve_endpoint_name(guard, trigger.endpoint_arn)

@@ -134,6 +134,11 @@ OPERATIONS: Mapping[Operation, Permission] = {
     # NOTE: GetCallerIdentity needs no permission; an explicit deny cannot even block it
     # (https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html).
     ("sts", "GetCallerIdentity"): Permission((), reason="needs no permission"),
+    # An organization-wide deployment (accounts.py): the central functions assume the member
+    # role, read which accounts are members, and name each account's alias in alerts.
+    **_same("sts", "AssumeRole"),
+    **_same("organizations", "ListAccounts"),
+    **_same("iam", "ListAccountAliases"),
 }
 
 LIBRARY_OPERATIONS: Mapping[str, tuple[Operation, ...]] = {
@@ -182,6 +187,8 @@ WILDCARD_RESOURCE_ACTIONS = frozenset(
         "cloudtrail:LookupEvents",
         "cloudwatch:PutMetricData",
         "scheduler:ListSchedules",
+        "organizations:ListAccounts",
+        "iam:ListAccountAliases",
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
     }

@@ -59,3 +59,9 @@ def roles_holding_policy(client: IAMClient, policy_arn: str) -> frozenset[str]:
 
 def detach_policy_by_role_name(client: IAMClient, name: str, policy_arn: str) -> None:
     client.detach_role_policy(RoleName=name, PolicyArn=policy_arn)
+
+
+def account_alias(client: IAMClient) -> str:
+    """The account's alias (an account has at most one), or "" when it has none."""
+    aliases = client.list_account_aliases().get("AccountAliases", [])
+    return str(aliases[0]) if aliases else ""
