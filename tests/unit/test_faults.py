@@ -369,3 +369,52 @@ def test_a_stale_event_acts_on_the_live_state(account, guard) -> None:
     # WHEN it arrives THEN the live config decides: nothing to attach
     assert on_endpoint_state_change(event, guard)["decision"] == "no-ssm"
     assert account.attached(role) == []
+
+
+# -- a published parameter changed by someone else ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "not json at all",
+        '{"endpoint": "dev-ep", "targets": []}',
+        '{"endpoint": "dev-ep", "targets": [{"target": "sagemaker-endpoint:dev-ep_blue_i-0"}]}',
+    ],
+)
+def test_a_target_parameter_edited_by_hand_is_put_right(account, guard, edit) -> None:
+    # GIVEN published targets, then someone overwrites the parameter
+    from _target_streams import PREFIX, instance_id, published_value, ssm_endpoint, write_ssm_stream
+
+    from ssm_guard.discovery import refresh_targets
+
+    ssm_endpoint(account, "dev-ep")
+    write_ssm_stream("dev-ep", "blue", instance_id(1), [None])
+    refresh_targets(guard, "dev-ep")
+    right = published_value("dev-ep")["targets"]
+    ssm = guard.client("ssm")
+    ssm.put_parameter(Name=f"{PREFIX}/dev-ep", Value=edit, Type="String", Overwrite=True)
+    # WHEN the targets are refreshed (the next event, the schedule or the sweep)
+    outcome = refresh_targets(guard, "dev-ep")
+    # THEN the parameter says again what the log streams say
+    assert str(outcome.action) == "published"
+    assert published_value("dev-ep")["targets"] == right
+
+
+def test_the_sweep_puts_a_hand_edited_parameter_right(account, guard, monkeypatch) -> None:
+    from _target_streams import PREFIX, instance_id, published_value, ssm_endpoint, write_ssm_stream
+
+    from ssm_guard.sweep import SweepState, run_sweep
+
+    # GIVEN an SSM endpoint's targets published, then overwritten by someone else
+    monkeypatch.setenv("SWEEP_REFRESH_TARGETS", "true")
+    ssm_endpoint(account, "dev-ep")
+    write_ssm_stream("dev-ep", "blue", instance_id(1), [None])
+    run_sweep(guard, SweepState.fresh())
+    right = published_value("dev-ep")["targets"]
+    guard.client("ssm").put_parameter(
+        Name=f"{PREFIX}/dev-ep", Value="{}", Type="String", Overwrite=True
+    )
+    # WHEN the sweep runs again THEN the published targets are right again
+    run_sweep(guard, SweepState.fresh())
+    assert published_value("dev-ep")["targets"] == right

@@ -318,3 +318,17 @@ def test_a_malformed_hand_over_is_rejected_and_changes_nothing(guard, payload) -
         result = on_sweep(payload, None, guard)
     assert result["decision"] == "malformed-event"
     assert calls.calls == []
+
+
+def test_a_role_attached_once_is_not_asked_about_again_in_the_run(account, guard, paged):
+    # GIVEN ten SSM endpoints sharing one role that lacks the policy (their events were lost)
+    role = account.role("shared")
+    for i in range(10):
+        _endpoint(account, f"ep-{i}", role, ssm=True)
+    # WHEN the sweep runs
+    with recording_calls() as calls:
+        report = run_sweep(guard, SweepState.fresh()).as_dict()
+    # THEN the policy is attached once and IAM is asked about the role once per attach only
+    assert report["decisions"] == {"attached": 1, "compliant": 9}
+    assert calls.count("AttachRolePolicy") == 1
+    assert calls.count("ListAttachedRolePolicies") <= 2

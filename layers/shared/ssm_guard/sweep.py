@@ -240,6 +240,13 @@ def evaluate(guard: Guard, record: Mapping[str, Any], reading: Reading) -> Evalu
         outcome = evaluate_endpoint(guard, name)
     except ClientError as exc:
         return Evaluation(name, _failed(name, exc), snapshot, the_plan, acted=True)
+    if outcome.decision in (Kind.ATTACHED, Kind.COMPLIANT):
+        # A policy on a role replaces no instance: the targets stay what the logs say.
+        _refresh_targets(guard, snapshot, record, reading)
+    if guard.policy_holders is not None and outcome.roles_attached:
+        # Later endpoints on the same role need not ask IAM again.
+        attached = {iam_api.role_name(role) for role in outcome.roles_attached}
+        guard.policy_holders = guard.policy_holders | attached
     if str(outcome.decision) == retry.RETRY_LATER and "recheck_at" not in outcome.details:
         endpoint = EndpointEvent(
             endpoint_name=name,
@@ -255,7 +262,7 @@ def _refresh_targets(
     guard: Guard, snapshot: EndpointSnapshot, record: Mapping[str, Any], reading: Reading
 ) -> None:
     """Publish the targets of an SSM endpoint (or remove those of one that lost SSM) as the
-    targets function would. An endpoint the guard just changed is skipped: its IN_SERVICE
+    targets function would. An endpoint the guard just reverted is skipped: its IN_SERVICE
     event refreshes them once the new instances run."""
     if reading.published is None or snapshot.status != "InService":
         return
