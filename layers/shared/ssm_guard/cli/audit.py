@@ -160,6 +160,10 @@ def audit(
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.all_accounts:
+        from ssm_guard.cli._all_accounts import run_all_accounts
+
+        return run_all_accounts(args)
     try:
         guard = Guard.from_env(dry_run=True)
     except SettingsError as exc:
@@ -194,4 +198,7 @@ def register(subparsers: Any) -> None:
         default=os.environ.get("SESSION_POLICY_ARN"),
         help="the guard's session policy (default: SESSION_POLICY_ARN, else found by name)",
     )
+    from ssm_guard.cli._all_accounts import add_arguments
+
+    add_arguments(parser)
     parser.set_defaults(func=run)
