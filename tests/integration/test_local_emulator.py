@@ -92,6 +92,19 @@ Resources:
           Properties:
             Pattern:
               source: [aws.sagemaker]
+              detail-type: [{"anything-but": "AWS API Call via CloudTrail"}]
+  CloudTrailFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/echo
+      Handler: app.handler
+      Events:
+        Calls:
+          Type: EventBridgeRule
+          Properties:
+            Pattern:
+              source: [aws.sagemaker]
+              detail-type: [AWS API Call via CloudTrail]
   InServiceFunction:
     Type: AWS::Serverless::Function
     Properties:
@@ -500,7 +513,8 @@ def test_delete_passes_through_deleting_then_the_endpoint_is_gone(
     with pytest.raises(ClientError) as gone:
         sagemaker.describe_endpoint(EndpointName=endpoint)
     assert error_message(gone)[1].startswith("Could not find endpoint")
-    assert [event["detail"]["EndpointStatus"] for event in events] == ["DELETING", "DELETED"]
+    # (deliveries run in parallel: like EventBridge, no order is promised)
+    assert {event["detail"]["EndpointStatus"] for event in events} == {"DELETING", "DELETED"}
     assert aws.instances(endpoint) == {}
 
 
@@ -581,6 +595,52 @@ def test_config_event_carries_the_full_variants(aws: LocalAws, sagemaker: Any) -
     assert isinstance(detail["CreationTime"], int)
     # AND DescribeEndpointConfig keeps the role moto would drop
     assert sagemaker.describe_endpoint_config(EndpointConfigName=config)["ExecutionRoleArn"] == ROLE
+
+
+def test_calls_reach_eventbridge_via_cloudtrail_only_while_a_trail_logs(
+    aws: LocalAws, sagemaker: Any
+) -> None:
+    # GIVEN an endpoint tagged once without a trail
+    endpoint = create_endpoint(sagemaker, create_config(sagemaker))
+    arn = sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointArn"]
+    sagemaker.add_tags(ResourceArn=arn, Tags=[{"Key": "before", "Value": "trail"}])
+    aws.advance()
+    aws.settle()
+    mark = aws.mark()
+
+    # WHEN it is tagged and described again while a trail logs management events
+    trail = unique("trail")
+    aws.client("s3").create_bucket(Bucket=trail)
+    cloudtrail = aws.client("cloudtrail")
+    cloudtrail.create_trail(Name=trail, S3BucketName=trail)
+    cloudtrail.start_logging(Name=trail)
+    try:
+        sagemaker.add_tags(ResourceArn=arn, Tags=[{"Key": "Environment", "Value": "Production"}])
+        sagemaker.describe_endpoint(EndpointName=endpoint)
+        aws.settle()
+    finally:
+        cloudtrail.delete_trail(Name=trail)
+
+    # THEN only the mutating call reached EventBridge, in CloudTrail's lowerCamelCase
+    [call] = [i for i in aws.invocations_since(mark) if i.function == "CloudTrailFunction"]
+    detail = call.event["detail"]
+    assert (detail["eventSource"], detail["eventName"]) == ("sagemaker.amazonaws.com", "AddTags")
+    assert detail["requestParameters"] == {
+        "resourceArn": arn,
+        "tags": [{"key": "Environment", "value": "Production"}],
+    }
+    # AND LookupEvents finds both calls, newest first, with or without a trail
+    found = cloudtrail.lookup_events(
+        LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": arn}],
+        MaxResults=50,
+    )["Events"]
+    assert [e["EventName"] for e in found][:2] == ["AddTags", "AddTags"]
+    keys = [json.loads(e["CloudTrailEvent"])["requestParameters"]["tags"][0]["key"] for e in found]
+    assert keys[:2] == ["Environment", "before"]
+    # AND tagging a key again replaced its value instead of adding a second tag
+    sagemaker.add_tags(ResourceArn=arn, Tags=[{"Key": "before", "Value": "replaced"}])
+    tags = sagemaker.list_tags(ResourceArn=arn)["Tags"]
+    assert [t["Value"] for t in tags if t["Key"] == "before"] == ["replaced"]
 
 
 def test_a_rule_that_does_not_match_never_invokes_its_function(

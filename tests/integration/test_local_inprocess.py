@@ -7,6 +7,7 @@ import boto3
 import pytest
 from moto import mock_aws
 from moto.sagemaker.models import SageMakerModelBackend
+from moto.sagemaker.responses import SageMakerResponse
 
 from ssm_guard.local.api import LocalAws
 
@@ -61,3 +62,4 @@ def test_stopping_gives_moto_its_own_behaviour_back() -> None:
     # THEN none of the additions remain
     assert described["EndpointArn"].endswith("endpoint/Plain-Moto")
     assert not hasattr(SageMakerModelBackend, "update_endpoint")
+    assert "call_action" not in vars(SageMakerResponse)

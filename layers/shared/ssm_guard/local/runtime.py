@@ -12,6 +12,7 @@ import os
 import subprocess
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,8 @@ DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT_ID = "123456789012"
 DELAY_ENV = "SSM_GUARD_LOCAL_DELAY_SECONDS"
 DEFAULT_DELAY_SECONDS = 2.0
+# LookupEvents answers from the last this many reported calls.
+CLOUDTRAIL_RECORDS = 10_000
 
 
 def delay_from_env(default: float = DEFAULT_DELAY_SECONDS) -> float:
@@ -76,6 +79,8 @@ class Runtime:
         self.fired_schedules: set[tuple[str, float]] = set()
         # Handler processes still running, stopped with the emulator.
         self.sandboxes: set[subprocess.Popen[bytes]] = set()
+        # The CloudTrail records of the calls reported so far (cloudtrail.TrailRecord).
+        self._cloudtrail: deque[Any] = deque(maxlen=CLOUDTRAIL_RECORDS)
 
     # -- functions -------------------------------------------------------------------------
 
@@ -122,6 +127,16 @@ class Runtime:
             put_lines(self, spec.log_group, stream, lines)
         except Exception:  # logs are a convenience; the invocation record is what counts
             log.exception("function logs not written", extra={"function": spec.logical_id})
+
+    # -- CloudTrail ------------------------------------------------------------------------
+
+    def record_cloudtrail(self, record: Any) -> None:
+        with self.lock:
+            self._cloudtrail.append(record)
+
+    def cloudtrail_records(self) -> list[Any]:
+        with self.lock:
+            return list(self._cloudtrail)
 
     # -- endpoints -------------------------------------------------------------------------
 

@@ -17,6 +17,10 @@ What moto lacks or does differently from AWS, and what this module changes:
   ListEndpoints pages by 10 unless asked for up to 100, as AWS does.
 - CreateEndpointConfig keeps ExecutionRoleArn and friends, accepts variants without a model
   (inference components) and current instance types, and emits a config state-change event.
+- Every successful mutating SageMaker call (Create*, Update*, Delete*, AddTags...) is recorded
+  for CloudTrail LookupEvents and, while a trail logs, put on the bus as an
+  `AWS API Call via CloudTrail` event in lowerCamelCase (aws-facts.md §1.7).
+- AddTags replaces the value of a key the resource already has; moto 5.2.5 adds a duplicate.
 
 Everything leans on moto internals; `pyproject.toml` pins moto and the tests exercise each
 addition over HTTP.
@@ -27,18 +31,19 @@ from __future__ import annotations
 import copy
 import json
 import re
+import uuid
 from collections.abc import Callable
 from typing import Any
 
-from moto.core.responses import ActionResult
+from moto.core.responses import ActionResult, BaseResponse
 from moto.core.utils import utcnow
 from moto.sagemaker import models as sm
 from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.responses import SageMakerResponse
 
+from ssm_guard.local import cloudtrail, shapes
 from ssm_guard.local import runtime as runtime_module
 from ssm_guard.local import search as endpoint_search
-from ssm_guard.local import shapes
 from ssm_guard.local._logging import get_logger
 from ssm_guard.local.cloudwatch import put_lines
 from ssm_guard.local.runtime import Runtime
@@ -87,6 +92,14 @@ def _get_resource_from_arn(self: Backend, arn: str) -> Any:
         if key.lower() == name.lower():
             return resource
     raise ValidationError(message=f"Could not find {kind} with name {name}")
+
+
+def _add_tags(self: Backend, arn: str, tags: list[dict[str, str]]) -> list[dict[str, str]]:
+    resource = self._get_resource_from_arn(arn)
+    new = {tag["Key"]: tag for tag in tags}
+    resource.tags = [tag for tag in resource.tags if tag["Key"] not in new] + list(new.values())
+    result: list[dict[str, str]] = resource.tags
+    return result
 
 
 def _not_found(kind: str, name: str, backend: Backend) -> ValidationError:
@@ -530,11 +543,85 @@ def _response_list_endpoints(self: SageMakerResponse) -> ActionResult:
     return ActionResult({"Endpoints": summaries, "NextToken": next_token})
 
 
+# NOTE: AWS delivers these to EventBridge only while a trail logs management events, and
+# minutes after the call; the emulator needs a logging trail too (CreateTrail + StartLogging)
+# but delivers at once. LookupEvents sees every call either way (cloudtrail.py).
+_MUTATING = re.compile(
+    r"^(Add|Create|Delete|Put|Start|Stop|Update|Register|Deregister|Enable|Disable)"
+)
+
+
+def _lower_camel(value: Any) -> Any:
+    """CloudTrail spells API members lowerCamelCase: EnableSSMAccess -> enableSSMAccess."""
+    if isinstance(value, dict):
+        return {key[:1].lower() + key[1:]: _lower_camel(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_lower_camel(item) for item in value]
+    return value
+
+
+def cloudtrail_detail(
+    action: str, request: dict[str, Any], response: Any, *, account_id: str, region: str
+) -> dict[str, Any]:
+    """`detail` of an `AWS API Call via CloudTrail` event for a SageMaker call."""
+    now = shapes.iso_time(utcnow())
+    return {
+        "eventVersion": "1.08",
+        "userIdentity": {
+            "type": "IAMUser",
+            "principalId": "AIDALOCALEMULATOR000",
+            "arn": f"arn:aws:iam::{account_id}:user/local",
+            "accountId": account_id,
+        },
+        "eventTime": now,
+        "eventSource": "sagemaker.amazonaws.com",
+        "eventName": action,
+        "awsRegion": region,
+        "sourceIPAddress": "127.0.0.1",
+        "requestParameters": _lower_camel(request) or None,
+        "responseElements": _lower_camel(response) or None,
+        "requestID": str(uuid.uuid4()),
+        "eventID": str(uuid.uuid4()),
+        "readOnly": False,
+        "eventType": "AwsApiCall",
+        "managementEvent": True,
+        "recipientAccountId": account_id,
+        "eventCategory": "Management",
+    }
+
+
+def _call_action(self: SageMakerResponse) -> Any:
+    # SageMakerResponse inherits call_action; uninstall removes this override again.
+    status, headers, body = BaseResponse.call_action(self)
+    action = self._get_action()
+    if runtime_module.current() is None or not _MUTATING.match(action or ""):
+        return status, headers, body
+    if str(status) != "200":
+        return status, headers, body
+    try:
+        response = json.loads(body) if body else None
+    except ValueError:
+        response = None
+    backend = self.sagemaker_backend
+    detail = cloudtrail_detail(
+        action,
+        dict(self.params or {}),
+        response,
+        account_id=backend.account_id,
+        region=backend.region_name,
+    )
+    cloudtrail.record(_rt(), detail)
+    if cloudtrail.trail_is_logging(backend.account_id, backend.region_name):
+        _emit(backend, "AWS API Call via CloudTrail", detail, [])
+    return status, headers, body
+
+
 # -- install -------------------------------------------------------------------------------
 
 _PATCHES: dict[str, tuple[Any, str, Any]] = {
     "arn_formatter": (sm, "arn_formatter", _arn_formatter),
     "_get_resource_from_arn": (Backend, "_get_resource_from_arn", _get_resource_from_arn),
+    "add_tags": (Backend, "add_tags", _add_tags),
     "validate_instance_type": (
         sm.FakeEndpointConfig,
         "validate_instance_type",
@@ -563,6 +650,7 @@ _PATCHES: dict[str, tuple[Any, str, Any]] = {
     ),
     "response_update_endpoint": (SageMakerResponse, "update_endpoint", _response_update_endpoint),
     "response_search": (SageMakerResponse, "search", _response_search),
+    "call_action": (SageMakerResponse, "call_action", _call_action),
     "response_list_endpoints": (
         SageMakerResponse,
         "list_endpoints",

@@ -30,7 +30,7 @@ from moto.sagemaker.exceptions import ValidationError
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from ssm_guard.local import cloudformation, eventbridge, sagemaker, schedules
+from ssm_guard.local import cloudformation, cloudtrail, eventbridge, sagemaker, schedules
 from ssm_guard.local import runtime as runtime_module
 from ssm_guard.local._logging import configure, get_logger, quiet_request_logs
 from ssm_guard.local.deploy import DeployedStack, deploy_stack
@@ -84,6 +84,7 @@ class Emulator:
         sagemaker.install()
         eventbridge.install()
         cloudformation.install()
+        cloudtrail.install()
         quiet_request_logs()
         self.runtime = rt
         self._server = _MotoServer(ControlApp(self), ip_address=self.host, port=self.port)
@@ -106,6 +107,7 @@ class Emulator:
         if self.runtime:
             self.runtime.close()
             runtime_module.deactivate(self.runtime)
+        cloudtrail.uninstall()
         cloudformation.uninstall()
         eventbridge.uninstall()
         sagemaker.uninstall()
