@@ -122,7 +122,7 @@ def test_invoke_without_an_endpoint_url_starts_an_ephemeral_local_aws(
 def test_up_serves_until_interrupted_and_prints_invocations() -> None:
     # GIVEN `local up` on a free port
     up = subprocess.Popen(
-        _cli("local", "up", "--port", "0", "--delay", "0"),
+        _cli("local", "up", "--port", "0", "--delay", "0", "--trail"),
         cwd=ROOT,
         env=_clean_env(),
         stdout=subprocess.PIPE,
@@ -148,6 +148,7 @@ def test_up_serves_until_interrupted_and_prints_invocations() -> None:
 
     # THEN it printed the endpoint URL, the invocation, and stopped cleanly on Ctrl-C
     assert any(line.startswith("Stack ") for line in lines)
+    assert any(line.startswith("CloudTrail trail ") for line in lines)
     assert {invocation.function for invocation in sent} >= {"EnforcerFunction"}
     assert "endpoint=" in printed
     assert code == 0

@@ -393,6 +393,17 @@ class LocalAws:
             body["reason"] = reason
         self._call("POST", "endpoints/fail", body)
 
+    def start_trail(self, name: str = "local-management-events") -> str:
+        """Create a CloudTrail trail (and its bucket) and start logging, so that SageMaker calls
+        reach EventBridge as `AWS API Call via CloudTrail` events, as a trail makes them do in
+        AWS. Returns the trail's name; `client("cloudtrail").stop_logging(Name=...)` ends it."""
+        bucket = f"{name}-{self.account_id or 'local'}"
+        self.client("s3").create_bucket(Bucket=bucket)
+        cloudtrail = self.client("cloudtrail")
+        cloudtrail.create_trail(Name=name, S3BucketName=bucket, IsMultiRegionTrail=True)
+        cloudtrail.start_logging(Name=name)
+        return name
+
     def set_delay(self, seconds: float) -> None:
         """How long endpoints stay Creating / Updating / Deleting from now on."""
         self._call("POST", "settings", {"delay": seconds})

@@ -48,6 +48,19 @@ def register(subparsers: Any) -> None:
     up.add_argument("--host", default="127.0.0.1")
     _add_emulator_options(up)
     up.add_argument("--no-deploy", action="store_true", help="do not deploy template.yaml")
+    up.add_argument(
+        "--trail",
+        action="store_true",
+        help="start a CloudTrail trail, so SageMaker calls also arrive as CloudTrail events",
+    )
+    up.add_argument(
+        "--accounts",
+        type=int,
+        default=0,
+        metavar="N",
+        help="an AWS Organization: the central stack here and a member stack in N new member "
+        "accounts (ssm_guard.local.org)",
+    )
     up.set_defaults(func=run_up)
 
     invoke = commands.add_parser(
@@ -140,8 +153,15 @@ def run_up(args: argparse.Namespace) -> int:
     try:
         print(f"Local AWS listening ({region}; endpoints change state after {settings.delay:g} s)")
         print(f"AWS_ENDPOINT_URL={url}")
+        if args.accounts and not args.no_deploy:
+            from ssm_guard.local.org import up_organization
+
+            for line in up_organization(url, args.accounts, _parameters(args.parameter_overrides)):
+                print(line)
         if not args.no_deploy:
-            stack = emulator.deploy(parameter_overrides=_parameters(args.parameter_overrides))
+            stack = emulator.stack or emulator.deploy(
+                parameter_overrides=_parameters(args.parameter_overrides)
+            )
             print(
                 f"Stack {stack.stack_name} deployed from {stack.template}: functions "
                 f"{', '.join(sorted(stack.functions)) or '-'}; rules "
@@ -149,6 +169,11 @@ def run_up(args: argparse.Namespace) -> int:
             )
             if stack.skipped:
                 print(f"Not emulated (skipped): {', '.join(stack.skipped)}")
+        if args.trail:
+            from ssm_guard.local.api import LocalAws
+
+            trail = LocalAws.connect(url).start_trail()
+            print(f"CloudTrail trail {trail} logging: API calls also arrive as CloudTrail events")
         print("In another shell:")
         print(
             f"  export AWS_ENDPOINT_URL={url} AWS_REGION={region} AWS_DEFAULT_REGION={region} "
