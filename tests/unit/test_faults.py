@@ -418,3 +418,55 @@ def test_the_sweep_puts_a_hand_edited_parameter_right(account, guard, monkeypatc
     # WHEN the sweep runs again THEN the published targets are right again
     run_sweep(guard, SweepState.fresh())
     assert published_value("dev-ep")["targets"] == right
+
+
+# -- the guardrail's busy endpoints ---------------------------------------------------------------
+
+
+def _production(account, name: str) -> str:
+    role = account.role(f"{name}-role")
+    account.model(f"{name}-model", role)
+    account.endpoint(
+        name,
+        [{"VariantName": "blue", "ModelName": f"{name}-model", "EnableSSMAccess": True}],
+        tags={"environment": "production"},
+    )
+    return str(account.sagemaker.describe_endpoint(EndpointName=name)["EndpointArn"])
+
+
+def test_a_revert_refused_as_in_progress_is_retried_until_it_goes_through(
+    account, guard, updatable, alert_inbox, wired
+) -> None:
+    # GIVEN a production endpoint with SSM on whose UpdateEndpoint says "in progress"
+    _production(account, "prod-ep")
+    updatable.busy = True
+    # WHEN its IN_SERVICE event arrives
+    first = on_endpoint_state_change(state_change_event("prod-ep"), guard, LambdaContext())
+    # THEN the guardrail answers retry-later and one retry is scheduled, nobody alerted yet
+    assert first["decision"] == "retry-later"
+    (scheduled,) = scheduled_retries()
+    assert alert_inbox.sns() == []
+    # WHEN the retry fires after the other update finished
+    updatable.busy = False
+    second = on_endpoint_state_change(fire(scheduled), guard, LambdaContext())
+    # THEN the endpoint is reverted once, alerted once, and no retry is left
+    assert second["decision"] == "reverted"
+    assert len(updatable.updates) == 2
+    assert len(alert_inbox.sns()) == 1
+    assert scheduled_retries() == []
+
+
+def test_a_recheck_that_finds_the_endpoint_busy_schedules_a_retry(
+    account, guard, updatable, alert_inbox, wired
+) -> None:
+    # GIVEN the guard's own re-check event (exception expiry) for a busy production endpoint
+    from ssm_guard.triggers import recheck_event
+
+    arn = _production(account, "prod-ep")
+    updatable.busy = True
+    result = on_endpoint_state_change(recheck_event("prod-ep", arn, "expiry"), guard)
+    # THEN the retry is scheduled as for any event, as an endpoint state change
+    assert result["decision"] == "retry-later"
+    (scheduled,) = scheduled_retries()
+    assert scheduled["event"]["detail"]["EndpointArn"] == arn
+    assert scheduled["event"]["ssm-guard-retry"]["attempt"] == 1

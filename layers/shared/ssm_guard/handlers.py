@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -85,6 +86,13 @@ def on_guardrail_trigger(event: Any, guard: Guard | None = None) -> dict[str, An
         return {"decision": str(Kind.ENDPOINT_GONE), "reason": "no endpoint has that ARN"}
     logger.append_keys(endpoint_name=name)
     logger.info("event received", extra={"trigger": trigger.why})
-    outcome: Outcome = evaluate_endpoint(guard, name)
+    endpoint = EndpointEvent(endpoint_name=name, endpoint_arn=trigger.endpoint_arn or "", status="")
+    try:
+        outcome: Outcome = evaluate_endpoint(guard, name)
+    except ClientError as exc:
+        outcome = retry.on_failure(guard, exc, endpoint=endpoint, event=event)
+    else:
+        endpoint = replace(endpoint, status=outcome.status or "Unknown")
+        outcome = retry.follow_up(guard, outcome, endpoint=endpoint, event=event)
     record(outcome)
     return outcome.as_dict()

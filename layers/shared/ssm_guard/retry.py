@@ -268,7 +268,8 @@ def retry_event(parsed: EndpointEvent, state: RetryState | None, at: datetime) -
 @dataclass(frozen=True)
 class RetryResult:
     """What became of a request to try again: scheduled, already-scheduled, gave-up (sent to the
-    dead-letter queue) or not-configured (no Scheduler role: the CLI, a dry run)."""
+    dead-letter queue), not-configured (no Scheduler role: the CLI, a dry run) or not-scheduled
+    (no endpoint ARN to send)."""
 
     state: str
     attempt: int
@@ -351,6 +352,14 @@ def retry_later(
         )
         return RetryResult("gave-up", state.attempt, why)
     target = config.target_arn or str(getattr(context, "invoked_function_arn", "") or "")
+    if not endpoint.endpoint_arn.startswith("arn:"):
+        # A re-sent event without an ARN would be rejected as malformed; the endpoint's next
+        # IN_SERVICE event and the sweep still come.
+        logger.warning(
+            "retry not scheduled: the endpoint's ARN is unknown",
+            extra={"endpoint_name": endpoint.endpoint_name, "reason": reason},
+        )
+        return RetryResult("not-scheduled", state.attempt, reason)
     if guard.dry_run or not (config.role_arn and target):
         logger.warning(
             "retry not scheduled: retries are not configured here",
