@@ -86,7 +86,8 @@ def on_guardrail_trigger(event: Any, guard: Guard | None = None) -> dict[str, An
         return {"decision": str(Kind.ENDPOINT_GONE), "reason": "no endpoint has that ARN"}
     logger.append_keys(endpoint_name=name)
     logger.info("event received", extra={"trigger": trigger.why})
-    endpoint = EndpointEvent(endpoint_name=name, endpoint_arn=trigger.endpoint_arn or "", status="")
+    arn = trigger.endpoint_arn or ""
+    endpoint = EndpointEvent(endpoint_name=name, endpoint_arn=arn, status="Unknown")
     try:
         outcome: Outcome = evaluate_endpoint(guard, name)
     except ClientError as exc:
