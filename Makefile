@@ -14,7 +14,7 @@ STAMP       := $(VENV)/.installed
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
-.PHONY: help setup demo test lint typecheck template-check unit integration build bench clean
+.PHONY: help setup demo demo-org test lint typecheck template-check unit integration build bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ setup: $(STAMP) $(TOOLS_STAMP) ## create the virtualenvs (idempotent)
 
 demo: $(STAMP) ## run the guard end to end on an embedded local AWS
 	$(PY) -m ssm_guard.local.demo
+
+demo-org: $(STAMP) ## one guard for an AWS Organization: central and member accounts, locally
+	$(PY) -m ssm_guard.local.org_demo
 
 lint: $(STAMP) ## ruff lint and format check
 	$(VENV)/bin/ruff check .
