@@ -502,6 +502,9 @@ def run_sweep(
         if state.token is None:
             break
         if hand_over is not None and time_left_ms is not None and time_left_ms() < PAGE_BUDGET_MS:
+            # NOTE: a Search NextToken is taken to stay valid for the seconds a hand-over takes
+            # (its lifetime is undocumented); should it expire, that continuation fails, is
+            # retried once and dead-lettered, and the next scheduled run starts afresh.
             hand_over(state)
             logger.info(
                 "sweep continues in a new invocation",
