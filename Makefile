@@ -14,7 +14,7 @@ STAMP       := $(VENV)/.installed
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
-.PHONY: help setup demo demo-org test lint typecheck template-check unit integration build bench clean
+.PHONY: help setup demo demo-org member-template test lint typecheck template-check unit integration build bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ test: setup lint typecheck template-check ## lint, type check, template checks, 
 
 build: $(STAMP) ## sam build (needs Python 3.13 on PATH)
 	PATH="$(dir $(PY313)):$$PATH" $(VENV)/bin/sam build
+
+member-template: $(STAMP) ## the member stack as plain CloudFormation, for StackSets (.aws-sam/)
+	$(VENV)/bin/ssm-guard member-template -o .aws-sam/member-template.json
 
 bench: $(STAMP) ## benchmarks into docs/BENCHMARKS.md (BENCH_ARGS="--only events" for one part)
 	test -x $(BENCH_VENV)/bin/custodian || ( $(PYTHON_BOOT) -m venv $(BENCH_VENV) && $(BENCH_VENV)/bin/python -m pip install -q 'c7n==0.9.53' )
