@@ -167,9 +167,10 @@ def stub_missing_operations() -> list[str]:
     """Operations the guard calls that moto 5.2.5 lacks, answered as AWS would on an account
     with nothing to find; returns their names.
 
-    NOTE: moto answers an operation it lacks with HTTP 500, which the guard's clients retry 8
-    times with backoff: about 35 s per call, which would swamp every time measured. The stub
-    steps aside once the embedded local AWS (or moto) implements the operation.
+    NOTE: moto answers an operation it lacks with HTTP 500 and a server traceback. The guard
+    asks CloudTrail with a client that does not retry, so the count is one call either way; the
+    stub answers as AWS would for an account with no matching trail events, without the noise.
+    It steps aside once the embedded local AWS (or moto) implements the operation.
     """
     from moto.cloudtrail.responses import CloudTrailResponse
 
