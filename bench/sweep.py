@@ -57,8 +57,9 @@ def scheduled_event(rule_arn: str) -> dict[str, Any]:
 
 
 def _sweep_function(stack: dict[str, Any]) -> str | None:
-    names = [name for name in stack["functions"] if role_of(name) == "sweep"]
-    return names[0] if names else None
+    """The account's sweep: `SweepFunction`, else the first function named like a sweep."""
+    names = sorted(name for name in stack["functions"] if role_of(name) == "sweep")
+    return "SweepFunction" if "SweepFunction" in names else (names[0] if names else None)
 
 
 def _disable_rules(aws: LocalAws, stack: dict[str, Any]) -> list[str]:
