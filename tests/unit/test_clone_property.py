@@ -202,14 +202,6 @@ def test_the_full_strategy_really_sets_every_member() -> None:
     assert missing(CREATE, found[0], "") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "clone.config_body treats [] as absent, but AcceleratorPartitionTypes and "
-        "IncludeInferenceResponseIn allow empty lists (min 0): the copy then differs "
-        "({'AcceleratorPartitionTypes': []} becomes {}). Found by the property test above."
-    ),
-)
 def test_an_empty_list_the_model_allows_is_kept() -> None:
     source = {
         "EndpointConfigName": "c",

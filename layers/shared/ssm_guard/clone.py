@@ -9,6 +9,7 @@ fields AWS adds to the API later are carried over without a code change (aws-fac
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import re
@@ -55,26 +56,51 @@ class VariantChange:
         return self.before != self.after
 
 
-def _absent(value: Any) -> bool:
-    return value is None or (isinstance(value, Mapping | list) and not value)
+@functools.cache
+def _create_input_shape() -> Any:
+    """botocore's own CreateEndpointConfig input shape: what the API accepts, member by member.
+    Loaded on first use (a revert or a switch), never at import."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return model.operation_model("CreateEndpointConfig").input_shape
 
 
-def _without_absent(value: Any) -> Any:
-    """None, `{}` and `[]` mean absent: botocore refuses None, and the API's shapes refuse an
-    empty structure with required members or an empty list (every list has a minimum of 1).
-    Some answers carry them anyway (an unset DataCaptureConfig as `{}`)."""
+def _invalid_when_empty(value: Any, shape: Any) -> bool:
+    """An empty value the API would refuse: a structure with required members, or a list with
+    a minimum length. Empty values the API allows (a list with no minimum) are kept."""
+    if value is None:
+        return True
+    if shape is None or not isinstance(value, Mapping | list) or value:
+        return False
     if isinstance(value, Mapping):
-        pruned = {k: _without_absent(v) for k, v in value.items()}
-        return {k: v for k, v in pruned.items() if not _absent(v)}
+        return bool(getattr(shape, "required_members", None))
+    return int(shape.metadata.get("min", 0)) > 0
+
+
+def _without_absent(value: Any, shape: Any) -> Any:
+    """Drop what DescribeEndpointConfig says but CreateEndpointConfig cannot take back: None,
+    and empty values the input shape refuses (some answers carry an unset DataCaptureConfig as
+    `{}`). A member our botocore does not know yet is copied as it is."""
+    if isinstance(value, Mapping):
+        members = shape.members if shape is not None and shape.type_name == "structure" else {}
+        pruned: dict[str, Any] = {}
+        for key, item in value.items():
+            member = members.get(key)
+            kept = _without_absent(item, member)
+            if not _invalid_when_empty(kept, member):
+                pruned[key] = kept
+        return pruned
     if isinstance(value, list):
-        return [_without_absent(item) for item in value]
+        member = shape.member if shape is not None and shape.type_name == "list" else None
+        return [_without_absent(item, member) for item in value]
     return value
 
 
 def config_body(described: Mapping[str, Any]) -> dict[str, Any]:
     """Everything DescribeEndpointConfig returned except the config's identity, deep-copied."""
     body = {k: copy.deepcopy(v) for k, v in described.items() if k not in IDENTITY_FIELDS}
-    result: dict[str, Any] = _without_absent(body)
+    result: dict[str, Any] = _without_absent(body, _create_input_shape())
     return result
 
 
