@@ -23,6 +23,7 @@ from ssm_guard.permissions import (
     FUNCTION_UNCALLED_OPERATIONS,
     LIBRARY_OPERATIONS,
     OPERATIONS,
+    WILDCARD_RESOURCE_ACTIONS,
     allowed_actions,
     required_actions,
 )
@@ -84,6 +85,9 @@ def test_the_member_role_scopes_like_the_functions_with_any_region() -> None:
             assert resource == "*" or "${AWS::AccountId}" in resource or ":kms:*:*:" in resource, (
                 f"{statement.source}: {resource} is not confined to the member account"
             )
+            if resource == "*":
+                wide = set(statement.actions) - WILDCARD_RESOURCE_ACTIONS
+                assert not wide, f"{statement.source}: {sorted(wide)} on every resource"
         if "iam:AttachRolePolicy" in statement.actions:
             assert statement.resources == (
                 "arn:${AWS::Partition}:iam::${AWS::AccountId}:role${ExecutionRolePath}*",
