@@ -55,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.region:
         os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = args.region
+    elif os.environ.get("AWS_REGION"):
+        # botocore reads only AWS_DEFAULT_REGION; AWS_REGION wins, as in the AWS CLI v2.
+        os.environ["AWS_DEFAULT_REGION"] = os.environ["AWS_REGION"]
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "DEBUG" if args.verbose else "WARNING")
     if not args.verbose:
         logging.getLogger("sagemaker-ssm-guard").setLevel(logging.WARNING)

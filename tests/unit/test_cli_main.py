@@ -1,0 +1,38 @@
+"""`ssm-guard` itself: the AWS settings a user gives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ssm_guard import clients
+from ssm_guard.cli.main import main
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(autouse=True)
+def _quiet(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
+    monkeypatch.delenv("TARGETS_PARAMETER_PREFIX", raising=False)
+    # No ~/.aws/config to fall back on: only what the environment says.
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+
+
+def test_aws_region_alone_is_enough(account: Any, monkeypatch, capsys) -> None:
+    """The README (and `--help`) say AWS_REGION; botocore itself reads only
+    AWS_DEFAULT_REGION, so the CLI must carry one over to the other."""
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    clients.client.cache_clear()
+    assert main(["targets", "--json"]) == 0
+    assert "no AWS region" not in capsys.readouterr().err
+
+
+def test_no_region_at_all_is_a_usage_error(monkeypatch, capsys) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.delenv("AWS_REGION")
+    clients.client.cache_clear()
+    assert main(["targets"]) == 2
+    assert "no AWS region" in capsys.readouterr().err
