@@ -1,4 +1,4 @@
-"""`ssm-guard` itself: the AWS settings a user gives."""
+"""`ssm-guard` itself: the AWS settings a user gives, and one clear line when they are wrong."""
 
 from __future__ import annotations
 
@@ -36,3 +36,16 @@ def test_no_region_at_all_is_a_usage_error(monkeypatch, capsys) -> None:
     clients.client.cache_clear()
     assert main(["targets"]) == 2
     assert "no AWS region" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("url", ["notaurl", "127.0.0.1:5000", "http//localhost"])
+def test_a_malformed_endpoint_url_is_one_line_not_a_traceback(monkeypatch, capsys, url) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+    clients.client.cache_clear()
+    assert main(["targets"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ssm-guard: ")
+    assert "AWS_ENDPOINT_URL" in err
+    assert url in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -17,6 +17,8 @@ from ssm_guard import __version__
 from ssm_guard.cli.common import EXIT_FAILURE, EXIT_USAGE, CliError
 
 _NOT_COMMANDS = {"main", "common"}
+# botocore's ValueError for an endpoint URL it cannot use (botocore/endpoint.py).
+_INVALID_ENDPOINT = "Invalid endpoint:"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,6 +87,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BotoCoreError as exc:
         print(f"ssm-guard: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    except ValueError as exc:
+        if not str(exc).startswith(_INVALID_ENDPOINT):
+            raise
+        url = str(exc).removeprefix(_INVALID_ENDPOINT).strip()
+        print(
+            f"ssm-guard: invalid AWS endpoint URL {url!r} (AWS_ENDPOINT_URL or endpoint_url in "
+            "your AWS config); give a full URL such as http://127.0.0.1:5000",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
 
