@@ -66,20 +66,25 @@ def operation_of(environ: dict[str, Any], body: bytes) -> tuple[str, str, str]:
 
 @dataclass
 class RequestLog:
-    """WSGI middleware: remembers (caller, service, operation) of every signed request."""
+    """Remembers (caller, service, operation) of every signed request: a request listener of the
+    embedded local AWS (`observe`), or WSGI middleware around a plain moto server's app."""
 
-    app: WsgiApp
+    app: WsgiApp | None = None
     entries: list[tuple[str, str, str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
-        environ["wsgi.input"] = io.BytesIO(body)
+    def observe(self, environ: dict[str, Any], body: bytes) -> None:
         caller, service, operation = operation_of(environ, body)
         if caller:
             with self._lock:
                 self.entries.append((caller, service, operation))
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        assert self.app is not None
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        self.observe(environ, body)
         return self.app(environ, start_response)
 
     def mark(self) -> int:
@@ -195,12 +200,8 @@ def local_aws(*, project: bool = True, delay: float = 0.0) -> Iterator[LocalAws]
         from ssm_guard.local import LocalAws as ProjectAws
 
         emulator = ProjectAws(delay=delay, log_level="ERROR").start()
-        # NOTE: the request log wraps the WSGI app of the emulator's werkzeug server; the
-        # emulator has no hook for it, so this reaches into ThreadedMotoServer's attributes
-        # (moto 5.2.5) as the emulator itself does.
-        wsgi_server = emulator._emulator._server._server  # noqa: SLF001
-        log = RequestLog(wsgi_server.app)
-        wsgi_server.app = log
+        log = RequestLog()
+        emulator.add_request_listener(log.observe)
         kind = "ssm_guard.local (embedded local AWS, in this process)"
         aws = LocalAws(emulator.endpoint_url, log, kind, emulator, stubs)
         stop: Callable[[], None] = emulator.stop

@@ -160,6 +160,14 @@ class LocalAws:
             raise LocalAwsError(f"the local AWS process exited with status {code}")
         self.endpoint_url = json.loads(first)["endpoint_url"]
 
+    def add_request_listener(self, listener: Callable[[dict[str, Any], bytes], None]) -> None:
+        """Call `listener(environ, body)` with every AWS request the emulator answers (the WSGI
+        environ and the request body), before it is answered: request logs, counters. Only for
+        an emulator running in this process."""
+        if self._emulator is None:
+            raise LocalAwsError("request listeners need the local AWS running in this process")
+        self._emulator.request_listeners.append(listener)
+
     # -- plain AWS access ------------------------------------------------------------------
 
     def env(self) -> dict[str, str]:

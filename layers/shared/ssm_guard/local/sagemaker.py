@@ -128,13 +128,17 @@ def _validate_production_variants(self: Backend, production_variants: list[dict[
 def _create_endpoint_config(
     self: Backend, endpoint_config_name: str, *args: Any, **kwargs: Any
 ) -> Any:
-    existing = _find(self.endpoint_configs, endpoint_config_name)
-    if existing is not None:
-        raise ValidationError(
-            message="Cannot create already existing endpoint configuration "
-            f'"{existing.endpoint_config_arn}".'
-        )
-    return _originals["create_endpoint_config"](self, endpoint_config_name, *args, **kwargs)
+    # Under the lock: `_find` iterates the configs while parallel creates insert into them
+    # ("dictionary changed size during iteration"), and two creates of one name must not both
+    # find it free.
+    with _rt().lock:
+        existing = _find(self.endpoint_configs, endpoint_config_name)
+        if existing is not None:
+            raise ValidationError(
+                message="Cannot create already existing endpoint configuration "
+                f'"{existing.endpoint_config_arn}".'
+            )
+        return _originals["create_endpoint_config"](self, endpoint_config_name, *args, **kwargs)
 
 
 _CONFIG_EXTRAS = {
@@ -163,8 +167,9 @@ def _response_create_endpoint_config(self: SageMakerResponse) -> ActionResult:
 
 
 def _delete_endpoint_config(self: Backend, endpoint_config_name: str) -> None:
-    config = self.endpoint_configs.get(endpoint_config_name)
-    _originals["delete_endpoint_config"](self, endpoint_config_name)
+    with _rt().lock:  # the same table `_create_endpoint_config` looks names up in
+        config = self.endpoint_configs.get(endpoint_config_name)
+        _originals["delete_endpoint_config"](self, endpoint_config_name)
     if config is not None:
         # On deletion SageMaker sends the config once more, with empty Tags (aws-facts.md §1.4).
         detail = shapes.config_event_detail(

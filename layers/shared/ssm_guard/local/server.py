@@ -11,6 +11,7 @@ JSON line `{"endpoint_url": ...}` once it listens and serves until SIGINT/SIGTER
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import signal
 import sys
@@ -42,6 +43,10 @@ CONTROL_PREFIX = "/_ssm_guard/"
 SERVICE_NAME = "ssm-guard-local"
 
 
+RequestListener = Callable[[dict[str, Any], bytes], None]
+"""Sees an AWS request (WSGI environ and body) before the emulator answers it."""
+
+
 class ControlError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -67,6 +72,8 @@ class Emulator:
         self.stack: DeployedStack | None = None
         self._server: _MotoServer | None = None
         self._scheduler: schedules.SchedulerLoop | None = None
+        self.request_listeners: list[RequestListener] = []
+        """Called with (WSGI environ, body) for each AWS request, before it is answered."""
 
     @property
     def endpoint_url(self) -> str:
@@ -189,6 +196,8 @@ class ControlApp:
         path = environ.get("PATH_INFO", "")
         if not path.startswith(CONTROL_PREFIX):
             assert self.backend is not None
+            if self.emulator.request_listeners:
+                self._tell_listeners(environ)
             return self.backend(environ, start_response)
         request = Request(environ)
         route = self._routes.get((request.method, path[len(CONTROL_PREFIX) :].strip("/")))
@@ -205,6 +214,14 @@ class ControlApp:
             json.dumps(body, default=str), status=status, mimetype="application/json"
         )
         return response(environ, start_response)
+
+    def _tell_listeners(self, environ: dict[str, Any]) -> None:
+        """Hand each listener the request; the body is read once and put back for moto."""
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        for listener in list(self.emulator.request_listeners):
+            listener(environ, body)
 
     @staticmethod
     def _json(request: Request) -> dict[str, Any]:
