@@ -95,6 +95,14 @@ def test_a_bad_endpoint_name_is_a_usage_error(account, capsys) -> None:
     assert "not a valid SageMaker name" in capsys.readouterr().err
 
 
+def test_an_empty_endpoint_name_is_refused_not_read_as_every_endpoint(published, capsys) -> None:
+    """`ssm-guard targets "$EP"` with EP unset must not list every endpoint of the account."""
+    assert main(["targets", ""]) == 2
+    captured = capsys.readouterr()
+    assert "not a valid SageMaker name" in captured.err
+    assert "dev-ep" not in captured.out
+
+
 def test_ssm_on_without_live_containers_yet(account, guard, capsys) -> None:
     ssm_endpoint(account, "fresh")
     refresh_targets(guard, "fresh")

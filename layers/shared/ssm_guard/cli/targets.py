@@ -127,7 +127,7 @@ def run_targets(args: argparse.Namespace) -> int:
     ssm = clients.ssm()
     prefix = _prefix(args)
     unreadable: dict[str, str] = {}
-    if args.endpoint:
+    if args.endpoint is not None:  # "" is a bad name, not "every endpoint"
         docs = [read_targets(ssm, prefix, _endpoint(args.endpoint))]
     else:
         docs = []
@@ -150,7 +150,7 @@ def run_targets(args: argparse.Namespace) -> int:
     if not docs:
         print(f"no SSM targets are published under {prefix}; {NOTHING_PUBLISHED_HINT}")
         return code
-    if args.endpoint:
+    if args.endpoint is not None:
         doc = docs[0]
         if not doc.targets:
             print(_none_found(doc))
