@@ -195,7 +195,10 @@ def test_100_copies_of_an_endpoints_life_make_one_revert_and_one_alert(
     did_work = [i for i in runs if i.result.get("decision") and not i.result.get("duplicate")]
     assert [i.decision for i in did_work].count("reverted") == 1, [i.decision for i in did_work]
     assert {i.decision for i in did_work} <= {"reverted", "no-ssm"}
-    assert sum(1 for i in runs if i.result.get("duplicate")) >= 20
+    # The 10 copies of IN_SERVICE in the first burst, and the real one, found SSM on (or the
+    # endpoint updating): one reverted, the others answered from its record. Copies arriving
+    # after the revert read the endpoint live, find SSM off and claim nothing (no-ssm).
+    assert sum(1 for i in runs if i.result.get("duplicate")) >= 10
     described = local_client("sagemaker").describe_endpoint(EndpointName=name)
     config = local_client("sagemaker").describe_endpoint_config(
         EndpointConfigName=described["EndpointConfigName"]

@@ -183,8 +183,20 @@ def outcome_for(snapshot: EndpointSnapshot, the_plan: Plan) -> Outcome:
     )
 
 
-def enforce_snapshot(guard: Guard, snapshot: EndpointSnapshot) -> Outcome:
-    """Decide and act on a live snapshot (shared by events, the sweep and the CLI)."""
+def may_change(snapshot: EndpointSnapshot) -> bool:
+    """Can evaluating this snapshot write anything (attach, revert, alert, a re-check)? Only an
+    in-service endpoint with SSM access on can; any other is decided from the reads alone."""
+    return snapshot.status == "InService" and any(v.ssm_enabled for v in snapshot.variants)
+
+
+def enforce_snapshot(
+    guard: Guard, snapshot: EndpointSnapshot, *, tags_fresh: bool = False
+) -> Outcome:
+    """Decide and act on a live snapshot (shared by events, the sweep and the CLI).
+
+    `tags_fresh`: the snapshot's tags come from ListTags a moment ago (`read_endpoint`), not
+    from a bulk read, so the guardrail does not read them again before a revert.
+    """
     the_plan = plan(snapshot, guard.settings)
     outcome = outcome_for(snapshot, the_plan)
     outcome.dry_run = guard.dry_run
@@ -197,7 +209,7 @@ def enforce_snapshot(guard: Guard, snapshot: EndpointSnapshot) -> Outcome:
         # Revert, alert, or grant a break-glass exception (monitor mode only alerts).
         from ssm_guard.guardrail import guard_ssm_endpoint
 
-        outcome = guard_ssm_endpoint(guard, snapshot, the_plan, outcome)
+        outcome = guard_ssm_endpoint(guard, snapshot, the_plan, outcome, tags_fresh=tags_fresh)
     elif not the_plan.roles:
         outcome.decision = Kind.SSM_UNREACHABLE
         outcome.reason = "SSM cannot reach any container of the SSM-enabled variants"
@@ -206,10 +218,10 @@ def enforce_snapshot(guard: Guard, snapshot: EndpointSnapshot) -> Outcome:
     return outcome
 
 
-def evaluate_endpoint(guard: Guard, name: str) -> Outcome:
-    """Read the endpoint live and enforce; a vanished endpoint is an outcome, not an error."""
+def read_live(guard: Guard, name: str) -> EndpointSnapshot | Outcome:
+    """The endpoint read live, or the outcome saying it is gone (not an error)."""
     try:
-        snapshot = sm_api.read_endpoint(guard.sagemaker, name)
+        return sm_api.read_endpoint(guard.sagemaker, name)
     except sm_api.EndpointNotFoundError:
         return Outcome(
             endpoint_name=name, decision=Kind.ENDPOINT_GONE, reason="the endpoint no longer exists"
@@ -223,7 +235,14 @@ def evaluate_endpoint(guard: Guard, name: str) -> Outcome:
                 reason="the endpoint's config or model no longer exists",
             )
         raise
-    return enforce_snapshot(guard, snapshot)
+
+
+def evaluate_endpoint(guard: Guard, name: str) -> Outcome:
+    """Read the endpoint live and enforce; a vanished endpoint is an outcome, not an error."""
+    found = read_live(guard, name)
+    if isinstance(found, Outcome):
+        return found
+    return enforce_snapshot(guard, found, tags_fresh=True)
 
 
 def record(outcome: Outcome) -> None:

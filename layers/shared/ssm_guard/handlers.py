@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -10,7 +11,16 @@ from botocore.exceptions import ClientError
 from ssm_guard import retry
 from ssm_guard.accounts import alert_refusal, guard_for_event, refused
 from ssm_guard.decisions import Kind
-from ssm_guard.enforce import Guard, Outcome, evaluate_endpoint, record
+from ssm_guard.endpoint import EndpointSnapshot
+from ssm_guard.enforce import (
+    Guard,
+    Outcome,
+    enforce_snapshot,
+    evaluate_endpoint,
+    may_change,
+    read_live,
+    record,
+)
 from ssm_guard.events import EndpointEvent, MalformedEventError, parse_endpoint_event
 from ssm_guard.guardrail import resolve_endpoint_name
 from ssm_guard.idempotency import run_once
@@ -24,9 +34,10 @@ def on_endpoint_state_change(
     """React to `SageMaker Endpoint State Change`: read the endpoint live and enforce.
 
     A malformed event is logged and answered, never raised: a Lambda retry could not fix it.
-    Copies of one state change are handled once (`run_once`); a busy endpoint is retried and a
-    permanent failure reported once (`retry`). In an organization-wide deployment, an event
-    from an account the guard may not act in changes nothing and is alerted (`accounts`).
+    Copies of one state change change things once (`run_once`, see `_evaluate_event`); a busy
+    endpoint is retried and a permanent failure reported once (`retry`). In an
+    organization-wide deployment, an event from an account the guard may not act in changes
+    nothing and is alerted (`accounts`).
     """
     refusal = refused(event)
     if refusal is not None:
@@ -46,21 +57,53 @@ def on_endpoint_state_change(
         "event received",
         extra={"event_status": parsed.status, "event_id": parsed.event_id, "work_key": key},
     )
-    return run_once(key, lambda: _evaluate_event(event, parsed, guard, context), context=context)
+    return _evaluate_event(event, parsed, key, guard, context)
 
 
 def _evaluate_event(
-    event: Any, parsed: EndpointEvent, guard: Guard | None, context: Any
+    event: Any, parsed: EndpointEvent, key: str, guard: Guard | None, context: Any
 ) -> dict[str, Any]:
-    guard = guard or guard_for_event(event)
+    """Read, decide, and claim the work (`run_once`) only when the decision changes something.
+
+    Most events change nothing (no SSM access, not in service): they cost the reads alone, and
+    a copy of them is simply decided again. An in-service endpoint with SSM access on may be
+    attached, reverted or alerted; a busy one gets a retry scheduled; a failure is reported:
+    that work is claimed under the state change's key, so concurrent and later copies of the
+    event answer with the first copy's result instead of doing it again.
+    """
+    acting = guard or guard_for_event(event)
+
+    def finish(outcome: Outcome) -> dict[str, Any]:
+        record(outcome)
+        return outcome.as_dict()
+
+    def failed(exc: ClientError) -> dict[str, Any]:
+        return finish(retry.on_failure(acting, exc, endpoint=parsed, event=event, context=context))
+
+    def follow_up(outcome: Outcome) -> dict[str, Any]:
+        return finish(
+            retry.follow_up(acting, outcome, endpoint=parsed, event=event, context=context)
+        )
+
+    def act(snapshot: EndpointSnapshot) -> dict[str, Any]:
+        try:
+            outcome = enforce_snapshot(acting, snapshot, tags_fresh=True)
+        except ClientError as exc:
+            return failed(exc)
+        return follow_up(outcome)
+
     try:
-        outcome: Outcome = evaluate_endpoint(guard, parsed.endpoint_name)
+        found = read_live(acting, parsed.endpoint_name)
     except ClientError as exc:
-        outcome = retry.on_failure(guard, exc, endpoint=parsed, event=event, context=context)
-    else:
-        outcome = retry.follow_up(guard, outcome, endpoint=parsed, event=event, context=context)
-    record(outcome)
-    return outcome.as_dict()
+        if retry.classify(exc) is retry.Failure.TRANSIENT:
+            return failed(exc)  # raised again for Lambda to retry: nothing to claim
+        return run_once(key, partial(failed, exc), context=context)
+    if isinstance(found, EndpointSnapshot) and may_change(found):
+        return run_once(key, partial(act, found), context=context)
+    outcome = found if isinstance(found, Outcome) else enforce_snapshot(acting, found)
+    if retry.needs_retry(outcome):
+        return run_once(key, partial(follow_up, outcome), context=context)
+    return finish(outcome)
 
 
 def on_guardrail_trigger(event: Any, guard: Guard | None = None) -> dict[str, Any] | None:
