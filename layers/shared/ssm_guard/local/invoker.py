@@ -105,8 +105,13 @@ class Invocation:
     def summary(self) -> str:
         """One line for a terminal: function, endpoint, decision or error, duration."""
         parts = [self.function]
-        if self.endpoint_name:
-            parts.append(f"endpoint={self.endpoint_name}")
+        result = self.result if isinstance(self.result, dict) else {}
+        # CloudTrail events name the endpoint by ARN only; the handler's answer has the name.
+        endpoint = self.endpoint_name or result.get("endpoint_name")
+        if isinstance(endpoint, str) and endpoint:
+            parts.append(f"endpoint={endpoint}")
+        elif isinstance(result.get("config_name"), str) and result["config_name"]:
+            parts.append(f"config={result['config_name']}")
         if self.ok:
             parts.append(f"decision={self.decision}" if self.decision else "ok")
         elif self.error:
