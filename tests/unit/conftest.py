@@ -170,6 +170,16 @@ class UpdatableSageMaker:
     def create_endpoint_config(self, **kwargs: Any) -> Any:
         import copy
 
+        from botocore.exceptions import ClientError
+        from moto.sagemaker.models import sagemaker_backends
+
+        name = kwargs["EndpointConfigName"]
+        if name in sagemaker_backends[ACCOUNT][REGION].endpoint_configs:
+            # AWS refuses an existing name; moto would silently replace the config.
+            arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{name.lower()}"
+            message = f'Cannot create already existing endpoint configuration "{arn}".'
+            error = {"Error": {"Code": "ValidationException", "Message": message}}
+            raise ClientError(error, "CreateEndpointConfig")
         response = self._real.create_endpoint_config(**kwargs)
         kept = {k: v for k, v in kwargs.items() if k not in ("EndpointConfigName", "Tags")}
         self._full[kwargs["EndpointConfigName"]] = copy.deepcopy(kept)

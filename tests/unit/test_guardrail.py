@@ -493,7 +493,7 @@ def test_a_concurrent_create_is_reused_and_the_update_keeps_variant_properties(g
     from ssm_guard.clone import clone_without_ssm
     from ssm_guard.guardrail import apply_config
 
-    # GIVEN a copy that a concurrent evaluation creates between our describe and our create
+    # GIVEN a copy that a concurrent evaluation (or an earlier attempt) created already
     client = boto3.client("sagemaker")
     source = {
         "EndpointConfigName": "c",
@@ -516,11 +516,6 @@ def test_a_concurrent_create_is_reused_and_the_update_keeps_variant_properties(g
     }
     guard.sagemaker = client
     with Stubber(client) as stub:
-        stub.add_client_error(
-            "describe_endpoint_config",
-            "ValidationException",
-            "Could not find endpoint configuration",
-        )
         stub.add_client_error(
             "create_endpoint_config",
             "ValidationException",

@@ -24,7 +24,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ssm_guard import alerts
+from ssm_guard import alerts, usage
 from ssm_guard.aws import iam as iam_api
 from ssm_guard.aws import sagemaker as sm_api
 from ssm_guard.aws import scheduler as scheduler_api
@@ -44,7 +44,7 @@ from ssm_guard.clone import (
     matches_intent,
 )
 from ssm_guard.decisions import Kind, Plan, plan
-from ssm_guard.endpoint import EndpointSnapshot, variants_of
+from ssm_guard.endpoint import EndpointSnapshot
 from ssm_guard.enforce import Guard, Outcome, attach_to_roles, outcome_for
 from ssm_guard.exceptions import (
     ExceptionStatus,
@@ -277,18 +277,21 @@ class Applied:
 
 def apply_config(guard: Guard, endpoint_name: str, kwargs: dict[str, Any]) -> Applied:
     """Create the config (or reuse the one an earlier attempt made under the same derived name),
-    then UpdateEndpoint to it, keeping live instance counts and weights."""
+    then UpdateEndpoint to it, keeping live instance counts and weights.
+
+    The create comes first: AWS refuses a name that exists, and only then is the existing config
+    read to check it is our copy. A first attempt (the usual case) so saves a describe.
+    """
     name = str(kwargs["EndpointConfigName"])
     created = False
-    existing = _describe_config(guard, name)
-    if existing is None:
-        try:
-            sm_api.create_endpoint_config(guard.sagemaker, kwargs)
-            created = True
-        except ClientError as exc:
-            if "already exist" not in error_message(exc).lower():
-                return Applied("failed", name, error=_explain(exc))
-            existing = _describe_config(guard, name)
+    existing: dict[str, Any] | None = None
+    try:
+        sm_api.create_endpoint_config(guard.sagemaker, kwargs)
+        created = True
+    except ClientError as exc:
+        if "already exist" not in error_message(exc).lower():
+            return Applied("failed", name, error=_explain(exc))
+        existing = _describe_config(guard, name)
     if existing is not None and not matches_intent(existing, kwargs):
         return Applied("name-taken", name, error="a config with the derived name differs")
     try:
@@ -361,7 +364,7 @@ def revert(
         outcome.decision = done
         outcome.reason = f"{decision.why}; reverted to a copy of the config with SSM access off"
         outcome.details["action"] = "reverted"
-        outcome.details["roles_detached"] = release_roles(guard, snapshot.name, the_plan.roles)
+        outcome.details["roles_detached"] = release_roles(guard, snapshot, the_plan.roles)
         count("Reverted")
         _alert(guard, snapshot, outcome, now)
         return outcome
@@ -453,68 +456,14 @@ def _schedule_recheck(
     return created
 
 
-# Which configs and roles other endpoints use (for cleanup and for detaching the policy).
+# Which configs and roles other endpoints use (for cleanup and for detaching the policy): read
+# from Search by `usage.in_use`, which stops as soon as what it looks for is found in use.
 
 
-def _configs_in_use(guard: Guard, exclude: str | None = None) -> dict[str, list[str]]:
-    """Endpoint name -> the configs it runs on or is being updated to."""
-    used: dict[str, list[str]] = {}
-    for name in sm_api.list_endpoint_names(guard.sagemaker):
-        if name == exclude:
-            continue
-        try:
-            described = sm_api.describe_endpoint(guard.sagemaker, name)
-        except sm_api.EndpointNotFoundError:
-            continue
-        configs = [str(described["EndpointConfigName"])]
-        pending = (described.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
-        if isinstance(pending, str):
-            configs.append(pending)
-        used[name] = configs
-    return used
-
-
-def roles_in_use(guard: Guard, *, exclude: str | None = None) -> set[str]:
-    """Execution roles of the SSM-enabled variants of every endpoint but `exclude`, counting an
-    endpoint's pending config too (an update in flight may bring SSM access on)."""
-    roles: set[str] = set()
-    configs: dict[str, dict[str, Any] | None] = {}
-    model_roles: dict[str, str | None] = {}
-    for config_names in _configs_in_use(guard, exclude).values():
-        for config_name in config_names:
-            if config_name not in configs:
-                configs[config_name] = _describe_config(guard, config_name)
-            config = configs[config_name]
-            if config is None:
-                continue
-            for variant in variants_of(config):
-                if not variant.ssm_enabled:
-                    continue
-                if not variant.model_name:
-                    role = config.get("ExecutionRoleArn")
-                    roles.update([role] if isinstance(role, str) else [])
-                    continue
-                if variant.model_name not in model_roles:
-                    model_roles[variant.model_name] = _model_role(guard, variant.model_name)
-                role = model_roles[variant.model_name]
-                roles.update([role] if role else [])
-    return roles
-
-
-def _model_role(guard: Guard, model_name: str) -> str | None:
-    try:
-        described = guard.sagemaker.describe_model(ModelName=model_name)
-    except ClientError as exc:
-        if is_not_found(exc):
-            return None
-        raise
-    role = described.get("ExecutionRoleArn")
-    return role if isinstance(role, str) else None
-
-
-def release_roles(guard: Guard, endpoint_name: str, roles: Iterable[str]) -> list[str]:
+def release_roles(guard: Guard, snapshot: EndpointSnapshot, roles: Iterable[str]) -> list[str]:
     """Detach the session policy from the reverted endpoint's roles that hold it, unless another
     SSM-enabled endpoint still uses the role. When in doubt (a read fails), keep the policy."""
+    endpoint_name = snapshot.name
     policy = guard.settings.policy_arn
     holding: list[str] = []
     for role in roles:
@@ -526,8 +475,9 @@ def release_roles(guard: Guard, endpoint_name: str, roles: Iterable[str]) -> lis
                 raise
     if not holding:
         return []
+    wanted = usage.Wanted(roles=frozenset(iam_api.role_name(role) for role in holding))
     try:
-        in_use = roles_in_use(guard, exclude=endpoint_name)
+        in_use = usage.in_use(guard, wanted, exclude=endpoint_name, known=snapshot).roles
     except ClientError as exc:
         logger.warning(
             "session policy kept",
@@ -536,7 +486,7 @@ def release_roles(guard: Guard, endpoint_name: str, roles: Iterable[str]) -> lis
         return []
     detached: list[str] = []
     for role in holding:
-        if role in in_use:
+        if iam_api.role_name(role) in in_use:
             logger.info("session policy kept", extra={"role_arn": role, "reason": "in use"})
             continue
         iam_api.detach_session_policy(guard.iam, role, policy)
@@ -560,7 +510,8 @@ def delete_if_unused(guard: Guard, config_name: str) -> bool:
     config = _describe_config(guard, config_name)
     if config is None or not _is_ours(guard, config):
         return False
-    users = [n for n, names in _configs_in_use(guard).items() if config_name in names]
+    found = usage.in_use(guard, usage.Wanted(configs=frozenset({config_name})))
+    users = sorted(found.configs.get(config_name, ()))
     if users:
         logger.info("config kept", extra={"config_name": config_name, "used_by": users})
         return False
@@ -584,7 +535,8 @@ def cleanup_unused_configs(guard: Guard, *, now: datetime | None = None) -> list
     ]
     if not candidates:
         return []
-    used = {name for names in _configs_in_use(guard).values() for name in names}
+    names = frozenset(str(c["EndpointConfigName"]) for c in candidates)
+    used = usage.in_use(guard, usage.Wanted(configs=names)).configs
     deleted: list[str] = []
     for summary in candidates:
         name = str(summary["EndpointConfigName"])

@@ -40,7 +40,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ssm_guard import retry
+from ssm_guard import retry, usage
 from ssm_guard.aws import iam as iam_api
 from ssm_guard.aws import lambdas as lambda_api
 from ssm_guard.aws import sagemaker as sm_api
@@ -66,7 +66,7 @@ SWEEP_MARKER = "ssm-guard-sweep"
 """Key of the payload a sweep hands to its continuation."""
 PAGE_BUDGET_MS = 120_000
 """Time one more page may need (100 endpoints, throttled): below it, hand over."""
-RECHECK_MARGIN_MS = 15 * 60 * 1000
+RECHECK_MARGIN_MS = usage.RECENT_MARGIN_MS
 """Endpoints modified this long before the run began are read live before cleanup: Search lags."""
 MAX_PROBLEMS = 50
 ACTING_DECISIONS = frozenset({"attached", "production-ssm-on", "retry-later"})
@@ -302,8 +302,11 @@ def _note(state: SweepState, evaluation: Evaluation) -> None:
 
 
 def evaluate_page(guard: Guard, state: SweepState, reading: Reading) -> Iterator[Evaluation]:
-    """Read one Search page from `state.token`, evaluate its endpoints, advance the state."""
+    """Read one Search page from `state.token`, evaluate its endpoints, advance the state. The
+    page's configs and models not read yet are read first, several at a time."""
     records, token = sm_api.search_endpoints(guard.sagemaker, state.token)
+    names = [str(r["EndpointConfigName"]) for r in records if r.get("EndpointConfigName")]
+    sm_api.read_configs_and_models(guard.sagemaker, names, reading.configs, reading.models)
     for raw in records:
         evaluation = evaluate(guard, raw, reading)
         _note(state, evaluation)
@@ -324,55 +327,11 @@ def evaluate_all(
             return
 
 
-@dataclass
-class Usage:
-    """What endpoints use: role names (SSM-enabled variants) and the guard's own configs."""
-
-    roles: set[str] = field(default_factory=set)
-    configs: set[str] = field(default_factory=set)
-
-
-def live_usage(guard: Guard, name: str) -> Usage:
-    """Read one endpoint live: the roles of its SSM-enabled variants and its configs, now and
-    in a pending update (an update in flight may bring SSM on)."""
-    usage = Usage()
-    try:
-        described = sm_api.describe_endpoint(guard.sagemaker, name)
-    except sm_api.EndpointNotFoundError:
-        return usage
-    configs = [str(described["EndpointConfigName"])]
-    pending = (described.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
-    if isinstance(pending, str) and pending not in configs:
-        configs.append(pending)
-    usage.configs.update(configs)
-    for config_name in configs:
-        snapshot = sm_api.read_endpoint(
-            guard.sagemaker,
-            name,
-            described={**described, "EndpointConfigName": config_name},
-            tags={},
-        )
-        usage.roles |= role_names(plan(snapshot, guard.settings))
-    return usage
-
-
-def recent_usage(guard: Guard, state: SweepState) -> Usage:
-    """Endpoints changed since shortly before the run began (Search may not show them yet) and
-    busy ones, read live."""
-    usage = Usage()
-    changed = set(
-        sm_api.endpoints_modified_since(guard.sagemaker, state.started_ms - RECHECK_MARGIN_MS)
-    )
-    for name in sorted(changed | state.recheck):
-        found = live_usage(guard, name)
-        usage.roles |= found.roles
-        usage.configs |= found.configs
-    return usage
-
-
-def clean_up(guard: Guard, state: SweepState) -> dict[str, Any]:
+def clean_up(guard: Guard, state: SweepState, reading: Reading | None = None) -> dict[str, Any]:
     """Detach the session policy from roles no SSM-enabled endpoint uses, and delete the configs
-    the guard made that no endpoint uses (module docstring)."""
+    the guard made that no endpoint uses (module docstring). Endpoints changed since shortly
+    before the run began (Search may not show them yet) and busy ones are read live first,
+    reusing the configs and models `reading` holds."""
     if state.problems:
         logger.warning(
             "cleanup skipped: some endpoints could not be read",
@@ -389,14 +348,22 @@ def clean_up(guard: Guard, state: SweepState) -> dict[str, Any]:
     }
     if not roles and not configs:
         return {"detached": [], "configs_deleted": []}
+    reading = reading or Reading()
+    reader = usage.UsageReader(
+        guard,
+        usage.Wanted(roles=frozenset(roles), configs=frozenset(configs)),
+        configs=reading.configs,
+        models=reading.models,
+    )
     try:
-        recent = recent_usage(guard, state)
+        reader.add_recent(state.started_ms - RECHECK_MARGIN_MS, also=state.recheck)
     except ClientError as exc:
         logger.warning(
             "cleanup skipped: recent endpoints could not be read",
             extra={"reason": retry.explain(exc)},
         )
         return {"skipped": "recent endpoints could not be read"}
+    recent = reader.usage
     return {
         "detached": _detach(guard, sorted(roles - recent.roles)),
         "configs_deleted": _delete_configs(
@@ -512,7 +479,7 @@ def run_sweep(
             )
             count("SweepHandedOver")
             return SweepReport(state, finished=False)
-    report = SweepReport(state, finished=True, cleanup=clean_up(guard, state))
+    report = SweepReport(state, finished=True, cleanup=clean_up(guard, state, reading))
     logger.info("sweep finished", extra=report.as_dict())
     count("SweepEndpoints", state.endpoints)
     return report

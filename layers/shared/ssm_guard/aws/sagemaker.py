@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from ssm_guard.aws.errors import is_not_found
 from ssm_guard.endpoint import EndpointSnapshot, ModelInfo, variants_of
@@ -64,6 +66,60 @@ def describe_models(
         if known is not None:
             known[name] = models[name]
     return models
+
+
+READ_WORKERS = 8
+"""Reads of one Search page made at once: boto3 clients are thread-safe, and the adaptive retry
+mode (clients.py) slows every thread down together when SageMaker throttles."""
+
+
+def _read_each(read: Callable[[str], Any], names: Iterable[str], workers: int) -> dict[str, Any]:
+    """`read(name)` for each name, up to `workers` at a time. A read that fails is left out:
+    whoever needs it reads it again, and meets the error there as it would have."""
+
+    def attempt(name: str) -> tuple[str, Any]:
+        try:
+            return name, read(name)
+        except (ClientError, BotoCoreError):
+            return name, None
+
+    todo = sorted(set(names))
+    if len(todo) < 2 or workers < 2:
+        found = map(attempt, todo)
+        return {name: value for name, value in found if value is not None}
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(workers, len(todo))) as pool:
+        return {name: value for name, value in pool.map(attempt, todo) if value is not None}
+
+
+def read_configs_and_models(
+    client: SageMakerClient,
+    config_names: Iterable[str],
+    configs: dict[str, dict[str, Any]],
+    models: dict[str, ModelInfo],
+    *,
+    workers: int = READ_WORKERS,
+) -> None:
+    """Fill `configs` with the named configs not read yet, then `models` with the models of
+    their SSM-enabled variants not read yet, several reads at a time (the sweep, a Search page
+    at a time). Each config and model is still read once: the same calls, sooner."""
+    wanted = [name for name in config_names if name not in configs]
+    configs.update(_read_each(lambda name: describe_endpoint_config(client, name), wanted, workers))
+    model_names = {
+        variant.model_name
+        for name in wanted
+        if name in configs
+        for variant in variants_of(configs[name])
+        if variant.ssm_enabled and variant.model_name and variant.model_name not in models
+    }
+    models.update(
+        _read_each(
+            lambda name: ModelInfo.from_describe(client.describe_model(ModelName=name)),
+            model_names,
+            workers,
+        )
+    )
 
 
 def read_endpoint(
