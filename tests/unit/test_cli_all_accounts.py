@@ -78,3 +78,24 @@ def test_bad_input_is_refused_before_any_aws_call(cli_env, capsys) -> None:
     assert [result[0] for result in (bad_name, bad_account, bad_region)] == [2, 2, 2]
     assert "12 digits" in bad_account[2]
     assert calls.calls == []
+
+
+@pytest.mark.parametrize(
+    "option", [["--accounts", MEMBER], ["--regions", REGION], ["--member-role", "x"]]
+)
+def test_organization_options_without_all_accounts_are_refused(cli_env, capsys, option) -> None:
+    """`audit --accounts 111122223333` used to audit the caller's own account instead, saying
+    nothing: a person would take that table for the other account's."""
+    with recording_calls() as calls:
+        code = main(["audit", *option])
+    assert code == 2
+    assert "--all-accounts" in capsys.readouterr().err
+    assert calls.calls == []
+
+
+def test_the_environment_still_gives_the_organization_defaults(cli_env, monkeypatch) -> None:
+    """MEMBER_ACCOUNTS and friends (a central function's environment) are defaults for
+    --all-accounts, not options given: a plain audit in such a shell still runs."""
+    monkeypatch.setenv("MEMBER_ACCOUNTS", MEMBER)
+    monkeypatch.setenv("GUARDED_REGIONS", REGION)
+    assert main(["audit", "--json"]) == 0

@@ -33,24 +33,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="audit every member account and region through the member role (central account)",
     )
+    # Defaults (from the environment) are resolved in org_settings(), so that None means "not
+    # given" and a plain audit can refuse these options without --all-accounts.
     parser.add_argument(
         "--accounts",
-        default=os.environ.get("MEMBER_ACCOUNTS", ""),
         metavar="ID,...",
         help="with --all-accounts: these accounts (default: MEMBER_ACCOUNTS, else the "
         "organization's ACTIVE accounts)",
     )
     parser.add_argument(
         "--regions",
-        default=os.environ.get("GUARDED_REGIONS", ""),
         metavar="REGION,...",
         help="with --all-accounts: these regions (default: GUARDED_REGIONS, else yours)",
     )
     parser.add_argument(
         "--member-role",
-        default=os.environ.get("MEMBER_ROLE_NAME", "") or accounts.DEFAULT_MEMBER_ROLE,
-        help="with --all-accounts: the member role's name (default: %(default)s)",
+        help="with --all-accounts: the member role's name (default: MEMBER_ROLE_NAME, else "
+        f"{accounts.DEFAULT_MEMBER_ROLE})",
     )
+
+
+ORG_OPTIONS = ("accounts", "regions", "member_role")
 
 
 def org_settings(args: argparse.Namespace) -> accounts.OrgSettings:
@@ -58,9 +61,11 @@ def org_settings(args: argparse.Namespace) -> accounts.OrgSettings:
     env = dict(os.environ)
     env.update(
         DEPLOYMENT_ROLE=accounts.CENTRAL,
-        MEMBER_ROLE_NAME=args.member_role,
-        MEMBER_ACCOUNTS=args.accounts,
-        GUARDED_REGIONS=args.regions,
+        MEMBER_ROLE_NAME=(
+            args.member_role or env.get("MEMBER_ROLE_NAME") or accounts.DEFAULT_MEMBER_ROLE
+        ),
+        MEMBER_ACCOUNTS=env.get("MEMBER_ACCOUNTS", "") if args.accounts is None else args.accounts,
+        GUARDED_REGIONS=env.get("GUARDED_REGIONS", "") if args.regions is None else args.regions,
         AWS_LAMBDA_FUNCTION_NAME="audit",
     )
     env["AWS_REGION"] = env.get("AWS_REGION") or boto3.session.Session().region_name or ""

@@ -160,10 +160,19 @@ def audit(
 
 
 def run(args: argparse.Namespace) -> int:
+    from ssm_guard.cli._all_accounts import ORG_OPTIONS
+
     if args.all_accounts:
         from ssm_guard.cli._all_accounts import run_all_accounts
 
         return run_all_accounts(args)
+    given = [f"--{o.replace('_', '-')}" for o in ORG_OPTIONS if getattr(args, o) is not None]
+    if given:
+        raise CliError(
+            "--accounts, --regions and --member-role work only with --all-accounts "
+            f"(given: {' '.join(given)})",
+            EXIT_USAGE,
+        )
     try:
         guard = Guard.from_env(dry_run=True)
     except SettingsError as exc:
