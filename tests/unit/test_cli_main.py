@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
@@ -49,3 +50,24 @@ def test_a_malformed_endpoint_url_is_one_line_not_a_traceback(monkeypatch, capsy
     assert url in err
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_output_cut_short_by_a_closed_pipe_is_not_a_traceback(monkeypatch, capsys) -> None:
+    """`ssm-guard audit | head -3`: the reader going away is no error of ours."""
+    from ssm_guard.cli import main as cli_main
+    from ssm_guard.cli import targets as cli_targets
+
+    def closed_pipe(_args: Any) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    class Stdout(io.StringIO):
+        def fileno(self) -> int:
+            return 99
+
+    monkeypatch.setattr(cli_targets, "run_targets", closed_pipe)
+    monkeypatch.setattr(cli_main.sys, "stdout", Stdout())
+    redirected: list[int] = []
+    monkeypatch.setattr(cli_main.os, "dup2", lambda fd, fd2: redirected.append(fd2))
+    assert main(["targets"]) == 141  # 128 + SIGPIPE, what a shell reports for it
+    assert "Traceback" not in capsys.readouterr().err
+    assert redirected == [99], "stdout goes to /dev/null: the final flush stays quiet"

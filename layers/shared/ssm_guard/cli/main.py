@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
@@ -99,6 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`ssm-guard audit | head`): no error of ours. Point stdout at
+        # /dev/null so the interpreter's final flush does not raise again.
+        with contextlib.suppress(OSError, ValueError):  # stdout may be no file at all
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13  # killed by SIGPIPE, as a shell reports it
 
 
 if __name__ == "__main__":
