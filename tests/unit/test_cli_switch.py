@@ -140,6 +140,32 @@ def test_enable_production_with_an_exception_tags_it_first(
     assert len(updatable.updates) == 1
 
 
+def test_extending_an_exception_where_ssm_is_on_only_tags_and_says_so(
+    account, cli_guard, updatable, capsys
+) -> None:
+    """The on-call's usual case: SSM is on under an exception, they need longer. Nothing but the
+    tag changes, and the output must not speak of a new config or an update in progress."""
+    _endpoint(account, name="prod-ep", tags={"environment": "production"}, ssm=True)
+    main(["enable", "prod-ep", "--variant", "a", "--exception-until", _in(1)])
+    dry = capsys.readouterr().out
+    until = _in(3)
+    code = main(["enable", "prod-ep", "--variant", "a", "--exception-until", until, "--yes"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert updatable.updates == []
+    for text in (dry, out):
+        assert "New config:" not in text
+        assert "SSM access is already on" in text
+    assert "updating" not in out
+    assert "--wait" not in out
+    assert f"{TAG}={until}" in out
+    arn = account.sagemaker.describe_endpoint(EndpointName="prod-ep")["EndpointArn"]
+    tags = {t["Key"]: t["Value"] for t in account.sagemaker.list_tags(ResourceArn=arn)["Tags"]}
+    assert tags[TAG] == until
+    main(["enable", "prod-ep", "--variant", "a", "--exception-until", until, "--yes", "--json"])
+    assert json.loads(capsys.readouterr().out)["result"] == "tagged"
+
+
 def test_bad_input_gets_a_clear_error_and_changes_nothing(
     account, cli_guard, updatable, capsys
 ) -> None:

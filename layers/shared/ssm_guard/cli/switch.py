@@ -175,7 +175,11 @@ def _print_plan(the_plan: SwitchPlan, *, applied: bool) -> None:
     kind = "production" if the_plan.production else "not production"
     print(f"Endpoint:    {the_plan.endpoint_name} ({the_plan.status}, {kind})")
     print(f"Old config:  {the_plan.old_config}")
-    print(f"New config:  {the_plan.new_config} (a faithful copy, SSM access switched)")
+    if the_plan.changed:
+        print(f"New config:  {the_plan.new_config} (a faithful copy, SSM access switched)")
+    else:
+        state = "on" if the_plan.enable else "off"
+        print(f"SSM access is already {state} on the selected variants: the config stays.")
     print_table(
         [
             (
@@ -221,7 +225,7 @@ def _run(args: argparse.Namespace, *, enable: bool) -> int:
             _print_plan(the_plan, applied=False)
         return EXIT_OK
     config_name = apply_switch(guard, the_plan)
-    result = "updating"
+    result = "updating" if the_plan.changed else "tagged"
     if args.wait and the_plan.changed:
         guard.sagemaker.get_waiter("endpoint_in_service").wait(
             EndpointName=the_plan.endpoint_name,
@@ -232,6 +236,8 @@ def _run(args: argparse.Namespace, *, enable: bool) -> int:
         print_json({**the_plan.as_dict(), "result": result, "config": config_name})
         return EXIT_OK
     _print_plan(the_plan, applied=True)
+    if not the_plan.changed:  # only the exception tag was set
+        return EXIT_OK
     if result == "in-service":
         print(f"{the_plan.endpoint_name} is InService on {config_name}: SSM access {state}.")
     else:
