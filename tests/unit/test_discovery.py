@@ -323,3 +323,20 @@ def test_a_fleet_beyond_one_page_of_streams_is_read_whole(account, guard) -> Non
     # THEN every instance is published, read over two pages
     assert len(outcome.targets) == 60
     assert log_calls["DescribeLogStreams"] == 2
+
+
+def test_targets_stay_when_the_config_is_deleted_under_a_live_endpoint(account, guard) -> None:
+    # GIVEN published targets of a live endpoint
+    ssm_endpoint(account, "still-serving")
+    write_ssm_stream("still-serving", "blue", instance_id(1), [None])
+    assert refresh_targets(guard, "still-serving").action is TargetsAction.PUBLISHED
+    # WHEN someone deletes the config it runs on (AWS allows it) and the schedule refreshes
+    account.sagemaker.delete_endpoint_config(EndpointConfigName="still-serving-config")
+    by_name = refresh_targets(guard, "still-serving")
+    swept = refresh_all_targets(guard)
+    # THEN nothing is deleted: the endpoint still serves on those instances
+    assert by_name.action is TargetsAction.SKIPPED
+    assert [o.action for o in swept if o.endpoint_name == "still-serving"] == [
+        TargetsAction.SKIPPED
+    ]
+    assert read_published(guard, "still-serving").exists is True

@@ -128,3 +128,44 @@ def test_dry_run_reports_the_attach_and_changes_nothing(account, guard) -> None:
     assert outcome.dry_run
     assert outcome.roles_attached == [role]
     assert account.attached(role) == []
+
+
+def test_endpoint_whose_config_was_deleted_is_unreadable_not_gone(account, guard) -> None:
+    # GIVEN a production endpoint with SSM on whose config someone deleted (AWS allows it)
+    role = account.role("orphan-role")
+    account.model("m", role)
+    account.endpoint(
+        "orphan-prod",
+        [{"VariantName": "v", "ModelName": "m", "EnableSSMAccess": True}],
+        tags={"environment": "prod"},
+    )
+    account.sagemaker.delete_endpoint_config(EndpointConfigName="orphan-prod-config")
+    # WHEN it is evaluated
+    outcome = evaluate_endpoint(guard, "orphan-prod")
+    # THEN it is reported as unreadable production, never as deleted, and nothing is attached
+    assert outcome.decision is Kind.ENDPOINT_UNREADABLE
+    assert outcome.production
+    assert "no longer exists" in outcome.reason
+    assert account.attached(role) == []
+
+
+def test_handler_alerts_once_on_an_unreadable_endpoint(account, guard) -> None:
+    role = account.role("r2")
+    account.model("m2", role)
+    account.endpoint(
+        "fraud-detector-dev", [{"VariantName": "v", "ModelName": "m2", "EnableSSMAccess": True}]
+    )
+    account.sagemaker.delete_model(ModelName="m2")
+    event = json.loads((EVENTS / "endpoint-in-service.json").read_text())
+    result = on_endpoint_state_change(event, guard)
+    assert result["decision"] == "endpoint-unreadable"
+    assert result["details"]["alert"] == "sent"
+    assert "config or model was deleted" in result["details"]["alert_subject"]
+
+
+def test_a_truly_deleted_endpoint_is_still_gone(account, guard) -> None:
+    role = account.role("r3")
+    account.model("m3", role)
+    account.endpoint("short-lived", [{"VariantName": "v", "ModelName": "m3"}])
+    account.sagemaker.delete_endpoint(EndpointName="short-lived")
+    assert evaluate_endpoint(guard, "short-lived").decision is Kind.ENDPOINT_GONE

@@ -18,11 +18,11 @@ from ssm_guard.aws import cloudtrail as cloudtrail_api
 from ssm_guard.aws import eventbridge as events_api
 from ssm_guard.aws import sns as sns_api
 from ssm_guard.decisions import Kind
+from ssm_guard.endpoint import EndpointSnapshot
 from ssm_guard.exceptions import iso
 from ssm_guard.observability import count, logger
 
 if TYPE_CHECKING:
-    from ssm_guard.endpoint import EndpointSnapshot
     from ssm_guard.enforce import Guard, Outcome
 
 ALERT_SOURCE = "sagemaker-ssm-guard"
@@ -77,6 +77,7 @@ _HEADLINES = {
     Kind.EXCEPTION_REFUSED: "SSM exception refused on {name}; {done}",
     Kind.REVERT_FAILED: "Could not revert SSM access on {name}: action needed",
     Kind.CONFIG_EARLY_WARNING: "Config {name} has SSM access on and is tagged production",
+    Kind.ENDPOINT_UNREADABLE: "Cannot read SSM access of {name}: its config or model was deleted",
 }
 
 
@@ -273,3 +274,21 @@ def send(guard: Guard, alert: Alert) -> str:
         extra={"decision": alert.decision, "endpoint_name": alert.endpoint_name},
     )
     return "sent"
+
+
+def send_unreadable(guard: Guard, outcome: Outcome, now: datetime) -> None:
+    """Alert on an endpoint whose config or model was deleted under it (`enforce.unreadable`):
+    the guard cannot see its SSM access, so people must look."""
+    details = outcome.details
+    snapshot = EndpointSnapshot(
+        name=outcome.endpoint_name,
+        arn=str(details.get("endpoint_arn", "")),
+        status=outcome.status,
+        config_name=str(details.get("config_name", "")),
+        config={},
+        variants=(),
+        tags=dict(details.get("tags") or {}),
+    )
+    alert = alert_for(outcome, snapshot, mode=guard.settings.guardrail_mode, now=now)
+    details["alert"] = send(guard, alert)
+    details["alert_subject"] = alert.subject

@@ -19,6 +19,7 @@ class Kind(StrEnum):
     PRODUCTION_SSM_ON = "production-ssm-on"
     NOT_IN_SERVICE = "not-in-service"
     ENDPOINT_GONE = "endpoint-gone"
+    ENDPOINT_UNREADABLE = "endpoint-unreadable"
     ROLE_POLICY_QUOTA = "role-policy-quota-exceeded"
     SSM_UNREACHABLE = "ssm-unreachable"
     ROLE_MISSING = "role-missing"

@@ -414,7 +414,7 @@ def _refresh(
         except ClientError as exc:
             if not is_not_found(exc):
                 raise
-            return remove_targets(guard, name, published=published)
+            return _unreadable(guard, name)
         counts = instance_counts(raw)
     known = published if published is not None else read_published(guard, snapshot.name)
     if snapshot.status == "Deleting":
@@ -472,6 +472,17 @@ def refresh_all_targets(guard: Guard) -> list[TargetsOutcome]:
     return outcomes
 
 
+def _unreadable(guard: Guard, name: str) -> TargetsOutcome:
+    """The endpoint exists but its config or a model was deleted under it: it still serves,
+    so what was published stays (the enforcer alerts; `enforce.unreadable`)."""
+    return TargetsOutcome(
+        name,
+        TargetsAction.SKIPPED,
+        "the endpoint's config or model no longer exists; published targets are kept",
+        dry_run=guard.dry_run,
+    )
+
+
 def _sweep_one(
     guard: Guard, name: str, known: Published, configs: dict[str, dict[str, Any]]
 ) -> TargetsOutcome:
@@ -487,7 +498,7 @@ def _sweep_one(
         return _delete(guard, name, known, "the endpoint no longer exists")
     except ClientError as exc:
         if is_not_found(exc):
-            return _delete(guard, name, known, "the endpoint's config or model no longer exists")
+            return _unreadable(guard, name)
         return _failed(guard, name, exc)
     try:
         return refresh_targets(guard, snapshot, published=known, described=described)

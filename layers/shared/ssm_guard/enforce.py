@@ -14,8 +14,8 @@ from botocore.exceptions import ClientError
 from ssm_guard import clients
 from ssm_guard.aws import iam as iam_api
 from ssm_guard.aws import sagemaker as sm_api
-from ssm_guard.aws.errors import error_code, is_not_found
-from ssm_guard.decisions import Kind, Plan, plan
+from ssm_guard.aws.errors import error_code, error_message, is_not_found
+from ssm_guard.decisions import Kind, Plan, is_production, plan
 from ssm_guard.endpoint import EndpointSnapshot
 from ssm_guard.observability import count, logger
 from ssm_guard.settings import Settings
@@ -228,13 +228,50 @@ def read_live(guard: Guard, name: str) -> EndpointSnapshot | Outcome:
         )
     except ClientError as exc:
         if is_not_found(exc):
-            # The config or a model vanished between two reads: the endpoint is being torn down.
-            return Outcome(
-                endpoint_name=name,
-                decision=Kind.ENDPOINT_GONE,
-                reason="the endpoint's config or model no longer exists",
-            )
+            return unreadable(guard, name, exc)
         raise
+
+
+def unreadable(guard: Guard, name: str, exc: ClientError) -> Outcome:
+    """The endpoint's config or a model of it was not found.
+
+    AWS lets people delete a config or a model an endpoint still runs on. Such an endpoint is
+    not gone: it still serves, and whether it has SSM access cannot be read. It is reported
+    (and alerted by the handler), never taken for deleted; an endpoint torn down between two
+    reads is gone.
+    """
+    try:
+        described = sm_api.describe_endpoint(guard.sagemaker, name)
+    except sm_api.EndpointNotFoundError:
+        return Outcome(
+            endpoint_name=name, decision=Kind.ENDPOINT_GONE, reason="the endpoint no longer exists"
+        )
+    status = str(described.get("EndpointStatus", ""))
+    if status == "Deleting":
+        return Outcome(
+            endpoint_name=name,
+            decision=Kind.ENDPOINT_GONE,
+            status=status,
+            reason="the endpoint is being deleted",
+        )
+    arn = str(described["EndpointArn"])
+    tags = sm_api.list_tags(guard.sagemaker, arn)
+    return Outcome(
+        endpoint_name=name,
+        decision=Kind.ENDPOINT_UNREADABLE,
+        production=is_production(tags, guard.settings),
+        status=status,
+        reason=(
+            "the endpoint runs on a config or model that no longer exists, so its SSM access "
+            "cannot be read; update it to an existing config"
+        ),
+        details={
+            "endpoint_arn": arn,
+            "config_name": str(described.get("EndpointConfigName", "")),
+            "tags": tags,
+            "error": error_message(exc),
+        },
+    )
 
 
 def evaluate_endpoint(guard: Guard, name: str) -> Outcome:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ssm_guard import retry
+from ssm_guard import alerts, retry
 from ssm_guard.accounts import alert_refusal, guard_for_event, refused
 from ssm_guard.decisions import Kind
 from ssm_guard.endpoint import EndpointSnapshot
@@ -92,6 +93,10 @@ def _evaluate_event(
             return failed(exc)
         return follow_up(outcome)
 
+    def report_unreadable(outcome: Outcome) -> dict[str, Any]:
+        alerts.send_unreadable(acting, outcome, datetime.now(UTC))
+        return finish(outcome)
+
     try:
         found = read_live(acting, parsed.endpoint_name)
     except ClientError as exc:
@@ -100,6 +105,8 @@ def _evaluate_event(
         return run_once(key, partial(failed, exc), context=context)
     if isinstance(found, EndpointSnapshot) and may_change(found):
         return run_once(key, partial(act, found), context=context)
+    if isinstance(found, Outcome) and found.decision is Kind.ENDPOINT_UNREADABLE:
+        return run_once(key, partial(report_unreadable, found), context=context)
     outcome = found if isinstance(found, Outcome) else enforce_snapshot(acting, found)
     if retry.needs_retry(outcome):
         return run_once(key, partial(follow_up, outcome), context=context)

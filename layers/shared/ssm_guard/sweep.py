@@ -230,7 +230,12 @@ def evaluate(guard: Guard, record: Mapping[str, Any], reading: Reading) -> Evalu
         gone = Outcome(endpoint_name=name, decision=Kind.ENDPOINT_GONE, reason="deleted")
         return Evaluation(name, gone)
     except ClientError as exc:
-        return Evaluation(name, _failed(name, exc))
+        failed = _failed(name, exc)
+        if is_not_found(exc):
+            # NOTE: a config or model deleted under a live endpoint hides which roles it uses,
+            # so the cleanup waits (the enforcer alerted when it saw it; enforce.unreadable).
+            failed.reason = "its config or a model was deleted; cleanup waits until it is updated"
+        return Evaluation(name, failed)
     the_plan = plan(snapshot, guard.settings)
     preview = enforce_snapshot(replace(guard, dry_run=True), snapshot)
     if guard.dry_run or not needs_action(preview):
