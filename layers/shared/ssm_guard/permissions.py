@@ -136,6 +136,9 @@ OPERATIONS: Mapping[Operation, Permission] = {
     ("sts", "GetCallerIdentity"): Permission((), reason="needs no permission"),
     # An organization-wide deployment (accounts.py): the central functions assume the member
     # role, read which accounts are members, and name each account's alias in alerts.
+    # `ssm-guard audit/enable/disable` read the deployed guard's settings (cli/_deployed.py).
+    **_same("cloudformation", "DescribeStacks"),
+    **_same("lambda", "GetFunctionConfiguration"),
     **_same("sts", "AssumeRole"),
     **_same("organizations", "ListAccounts"),
     **_same("iam", "ListAccountAliases"),

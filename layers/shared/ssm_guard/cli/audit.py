@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from ssm_guard.aws import iam as iam_api
 from ssm_guard.aws.errors import error_code
+from ssm_guard.cli._deployed import add_stack_option, use_deployed_settings
 from ssm_guard.cli.common import EXIT_OK, EXIT_USAGE, CliError, print_json, print_table
 from ssm_guard.decisions import role_for_variant
 from ssm_guard.enforce import Guard
@@ -173,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
             f"(given: {' '.join(given)})",
             EXIT_USAGE,
         )
+    use_deployed_settings(args)
     try:
         guard = Guard.from_env(dry_run=True)
     except SettingsError as exc:
@@ -202,6 +204,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("endpoints", nargs="*", metavar="ENDPOINT", help="default: all")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_stack_option(parser)
     parser.add_argument(
         "--policy-arn",
         default=os.environ.get("SESSION_POLICY_ARN"),

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from ssm_guard.cli._deployed import add_stack_option, use_deployed_settings
 from ssm_guard.cli.common import EXIT_OK, EXIT_USAGE, CliError, fail, print_json, print_table
 
 if TYPE_CHECKING:
@@ -203,6 +204,7 @@ def _print_plan(the_plan: SwitchPlan, *, applied: bool) -> None:
 def _run(args: argparse.Namespace, *, enable: bool) -> int:
     from ssm_guard.enforce import Guard
 
+    use_deployed_settings(args)
     guard = Guard.from_env(dry_run=not args.yes)
     the_plan = plan_switch(
         guard,
@@ -270,6 +272,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--yes", action="store_true", help="apply the change (default: dry run)")
     parser.add_argument("--wait", action="store_true", help="wait until the endpoint is InService")
     parser.add_argument("--json", action="store_true", help="print the plan and result as JSON")
+    add_stack_option(parser)
 
 
 def register(subparsers: Any) -> None:
