@@ -84,9 +84,11 @@ def test_audit_table_has_one_row_per_endpoint(estate, capsys) -> None:
 
 def test_audit_of_named_endpoints_reads_only_those(estate, capsys) -> None:
     with recording_calls() as calls:
-        code, out, _ = _audit(capsys, "--json", "ok-ep", "no-such-ep")
+        code, out, err = _audit(capsys, "--json", "ok-ep", "no-such-ep")
     rows = {row["endpoint"]: row for row in json.loads(out)}
-    assert code == 0
+    # A named endpoint that does not exist is reported and fails the run (a typo in a script).
+    assert code == 1
+    assert "no endpoint named no-such-ep" in err
     assert rows["ok-ep"]["would_do"] == "compliant"
     assert rows["no-such-ep"]["would_do"] == "endpoint-gone"
     assert calls.count("Search") == 0

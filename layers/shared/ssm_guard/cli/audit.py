@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +20,14 @@ from botocore.exceptions import ClientError
 from ssm_guard.aws import iam as iam_api
 from ssm_guard.aws.errors import error_code
 from ssm_guard.cli._deployed import add_stack_option, use_deployed_settings
-from ssm_guard.cli.common import EXIT_OK, EXIT_USAGE, CliError, print_json, print_table
+from ssm_guard.cli.common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    print_json,
+    print_table,
+)
 from ssm_guard.decisions import role_for_variant
 from ssm_guard.enforce import Guard
 from ssm_guard.settings import SettingsError
@@ -189,6 +197,11 @@ def run(args: argparse.Namespace) -> int:
         print_table((_cell(row) for row in rows), HEADERS)
     else:
         print("no endpoints in this account and region")
+    missing = [row["endpoint"] for row in rows if row.get("would_do") == "endpoint-gone"]
+    if args.endpoints and missing:
+        # A script that names an endpoint must be able to tell a typo from a clean audit.
+        print(f"ssm-guard: no endpoint named {', '.join(missing)} here", file=sys.stderr)
+        return EXIT_FAILURE
     return EXIT_OK
 
 
