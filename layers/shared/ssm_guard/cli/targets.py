@@ -155,7 +155,8 @@ def run_targets(args: argparse.Namespace) -> int:
         if not doc.targets:
             print(_none_found(doc))
             return EXIT_OK
-        print(f"{doc.endpoint}: {len(doc.targets)} targets, updated {doc.updated}")
+        noun = "target" if len(doc.targets) == 1 else "targets"
+        print(f"{doc.endpoint}: {len(doc.targets)} {noun}, updated {doc.updated}")
         print_table((_row(t) for t in doc.targets), ("variant", "instance", "container", "target"))
         return EXIT_OK
     rows: list[list[str]] = []
