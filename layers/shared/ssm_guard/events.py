@@ -98,7 +98,8 @@ def epoch_millis(raw: object) -> int | None:
     raise MalformedEventError("a time field has the wrong type")
 
 
-def _detail(event: object) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+def envelope_and_detail(event: object) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """The event and its `detail` object; MalformedEventError when either is not an object."""
     if not isinstance(event, Mapping):
         raise MalformedEventError("the event is not a JSON object")
     detail = event.get("detail")
@@ -136,7 +137,7 @@ class EndpointEvent:
 
 def parse_endpoint_event(event: object) -> EndpointEvent:
     """Read a `SageMaker Endpoint State Change` event; raise MalformedEventError otherwise."""
-    envelope, detail = _detail(event)
+    envelope, detail = envelope_and_detail(event)
     source = envelope.get("source")
     detail_type = envelope.get("detail-type")
     if source is not None and source != "aws.sagemaker":

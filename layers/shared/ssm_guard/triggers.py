@@ -11,12 +11,11 @@ Like every event, these only say which endpoint to look at; the decision reads l
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ssm_guard.events import CLOUDTRAIL_API_CALL, MalformedEventError
+from ssm_guard.events import CLOUDTRAIL_API_CALL, MalformedEventError, envelope_and_detail
 from ssm_guard.names import InvalidNameError, validate_name
 
 GUARD_SOURCE = "sagemaker-ssm-guard"
@@ -46,15 +45,7 @@ def _text(mapping: Mapping[str, Any], *names: str) -> str | None:
 
 
 def _detail(event: Mapping[str, Any]) -> Mapping[str, Any]:
-    detail = event.get("detail")
-    if isinstance(detail, str):
-        try:
-            detail = json.loads(detail)
-        except ValueError as exc:
-            raise MalformedEventError("detail is a string that is not JSON") from exc
-    if not isinstance(detail, Mapping):
-        raise MalformedEventError("the event has no detail object")
-    return detail
+    return envelope_and_detail(event)[1]
 
 
 def _tag_call(detail: Mapping[str, Any]) -> Trigger:
