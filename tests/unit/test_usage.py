@@ -280,3 +280,30 @@ def test_endpoints_on_the_reverted_endpoints_config_answer_without_a_read(
     # the first page's plain config was read
     assert "shared" in found.roles
     assert calls.operations("sagemaker") == ["Search", "DescribeEndpointConfig", "Search"]
+
+
+def test_the_guards_copies_are_listed_by_name_not_among_every_config(account, guard) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from ssm_guard.guardrail import cleanup_unused_configs
+
+    # GIVEN 120 configs of the account's own (two pages of ListEndpointConfigs) and none of ours
+    account.model("m", account.role("r"))
+    for i in range(120):
+        account.sagemaker.create_endpoint_config(
+            EndpointConfigName=f"team-config-{i}",
+            ProductionVariants=[
+                {
+                    "VariantName": "v",
+                    "ModelName": "m",
+                    "InitialInstanceCount": 1,
+                    "InstanceType": "ml.m5.large",
+                }
+            ],
+        )
+    # WHEN the guard looks for unused copies of its own
+    with recording_calls() as calls:
+        deleted = cleanup_unused_configs(guard, now=datetime.now(UTC) + timedelta(hours=2))
+    # THEN one filtered listing answers it
+    assert deleted == []
+    assert calls.operations() == ["ListEndpointConfigs"]

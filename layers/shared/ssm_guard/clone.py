@@ -36,6 +36,8 @@ HASH_LENGTH = 8
 _SSM_MARK = {True: "ssm-on", False: "ssm-off"}
 # A name the guard made earlier: `<base>-ssm-off-<hash>`; switching again replaces the suffix.
 GUARD_NAME_RE = re.compile(r"-ssm-(?:on|off)-[0-9a-f]{8}$")
+GUARD_NAME_FRAGMENT = "-ssm-o"
+"""What every name the guard derives contains: ListEndpointConfigs' NameContains lists them."""
 
 
 class CloneError(ValueError):

@@ -38,6 +38,7 @@ from ssm_guard.aws.errors import (
 from ssm_guard.clone import (
     CREATED_BY_TAG,
     CREATED_BY_VALUE,
+    GUARD_NAME_FRAGMENT,
     CloneError,
     clone_without_ssm,
     is_guard_config_name,
@@ -528,7 +529,7 @@ def cleanup_unused_configs(guard: Guard, *, now: datetime | None = None) -> list
     now = now or _now()
     candidates = [
         c
-        for c in sm_api.list_endpoint_configs(guard.sagemaker)
+        for c in sm_api.list_endpoint_configs(guard.sagemaker, name_contains=GUARD_NAME_FRAGMENT)
         if is_guard_config_name(str(c.get("EndpointConfigName", "")))
         and isinstance(c.get("CreationTime"), datetime)
         and c["CreationTime"] <= now - CLEANUP_MIN_AGE

@@ -45,7 +45,12 @@ from ssm_guard.aws import iam as iam_api
 from ssm_guard.aws import lambdas as lambda_api
 from ssm_guard.aws import sagemaker as sm_api
 from ssm_guard.aws.errors import error_code, is_not_found
-from ssm_guard.clone import CREATED_BY_TAG, CREATED_BY_VALUE, is_guard_config_name
+from ssm_guard.clone import (
+    CREATED_BY_TAG,
+    CREATED_BY_VALUE,
+    GUARD_NAME_FRAGMENT,
+    is_guard_config_name,
+)
 from ssm_guard.decisions import Kind, Plan, plan
 from ssm_guard.discovery import (
     NOTHING_PUBLISHED,
@@ -403,7 +408,8 @@ def _old_guard_configs(guard: Guard, now_ms: int) -> dict[str, str]:
 
     oldest = now_ms - int(CLEANUP_MIN_AGE.total_seconds() * 1000)
     found: dict[str, str] = {}
-    for summary in sm_api.list_endpoint_configs(guard.sagemaker):
+    listed = sm_api.list_endpoint_configs(guard.sagemaker, name_contains=GUARD_NAME_FRAGMENT)
+    for summary in listed:
         name = str(summary.get("EndpointConfigName", ""))
         created = summary.get("CreationTime")
         if not is_guard_config_name(name) or not isinstance(created, datetime):

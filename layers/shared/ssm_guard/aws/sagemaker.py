@@ -191,11 +191,15 @@ def list_endpoint_names(client: SageMakerClient) -> list[str]:
     return names
 
 
-def list_endpoint_configs(client: SageMakerClient) -> list[dict[str, Any]]:
-    """Every endpoint config summary (name, ARN, creation time)."""
+def list_endpoint_configs(
+    client: SageMakerClient, *, name_contains: str | None = None
+) -> list[dict[str, Any]]:
+    """Every endpoint config summary (name, ARN, creation time), or those whose name contains
+    `name_contains` (filtered by the API: fewer pages)."""
     configs: list[dict[str, Any]] = []
     paginator = client.get_paginator("list_endpoint_configs")
-    for page in paginator.paginate(PaginationConfig={"PageSize": 100}):
+    kwargs: dict[str, Any] = {"NameContains": name_contains} if name_contains else {}
+    for page in paginator.paginate(PaginationConfig={"PageSize": 100}, **kwargs):
         configs.extend(dict(c) for c in page.get("EndpointConfigs", []))
     return configs
 
