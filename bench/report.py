@@ -25,6 +25,10 @@ FEWEST: dict[tuple[str, str], int] = {
     ("production", "publish"): 3,
 }
 FEWEST_DUPLICATE = 1
+# A revert whose role holds the session policy also decides whether to release it: which role
+# (DescribeModel), does it hold the policy (ListAttachedRolePolicies), and at best one Search
+# page showing another SSM endpoint on it (plus the configs read until one does).
+FEWEST_RELEASE = 3
 SWEEP_TARGET_CALLS = 1.1
 SWEEP_TARGET_TIME = 0.5
 COLD_START_TARGET = 1.3
@@ -198,7 +202,7 @@ def revert_scaling(results: dict[str, Any]) -> str:
                 decisions,
                 str(found["calls"]),
                 f"{found['seconds']:.2f}",
-                str(FEWEST[("production", "enforce")]),
+                f"{FEWEST[('production', 'enforce')] + FEWEST_RELEASE}+",
                 _ops(calls),
             ]
         )
@@ -305,6 +309,26 @@ def targets(results: dict[str, Any]) -> str:
                 rows.append(
                     [
                         label + " at 1,000",
+                        f"≤ {SWEEP_TARGET_TIME}",
+                        f"{ratio[key]:.2f}",
+                        _met(ratio[key] <= SWEEP_TARGET_TIME),
+                    ]
+                )
+    solo = [
+        r
+        for r in runs
+        if r["endpoints"] == 1000 and r["fixture"]["shape"]["endpoints_per_config"] == 1
+    ]
+    for run in solo:
+        ratio = run.get("ours_over_custodian", {})
+        for key, label in (
+            ("time_work", "steady sweep time / Custodian's (work)"),
+            ("time_process", "steady sweep time / Custodian's (whole process)"),
+        ):
+            if ratio.get(key) is not None:
+                rows.append(
+                    [
+                        label + " at 1,000, a config each",
                         f"≤ {SWEEP_TARGET_TIME}",
                         f"{ratio[key]:.2f}",
                         _met(ratio[key] <= SWEEP_TARGET_TIME),
