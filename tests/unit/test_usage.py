@@ -159,6 +159,24 @@ def test_an_endpoint_search_has_not_indexed_yet_keeps_its_role(account, guard, p
     assert "fresh" in found.roles
 
 
+def test_an_endpoint_whose_config_was_deleted_under_it_keeps_the_policy(
+    account, guard, paged
+) -> None:
+    from ssm_guard.guardrail import release_roles
+
+    # GIVEN a reverted endpoint's role holding the policy, and another endpoint still running on
+    # a config someone deleted (AWS allows it): which roles it uses cannot be read
+    role = account.role("maybe-shared")
+    account.iam.attach_role_policy(RoleName="maybe-shared", PolicyArn=account.policy_arn)
+    _endpoint(account, "reverted", role, ssm=True)
+    _endpoint(account, "orphaned", account.role("other"), ssm=True)
+    account.sagemaker.delete_endpoint_config(EndpointConfigName="orphaned-config")
+    known = sm_api.read_endpoint(account.sagemaker, "reverted")
+    # WHEN the revert releases its roles THEN, in doubt, the policy stays
+    assert release_roles(guard, known, [role]) == []
+    assert account.policy_arn in account.attached(role)
+
+
 def test_the_excluded_endpoint_keeps_nothing_in_use(account, guard, paged) -> None:
     _endpoint(account, "only", account.role("only"), ssm=True)
     found = usage.in_use(guard, Wanted(roles=frozenset({"only"})), exclude="only")

@@ -25,11 +25,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from ssm_guard.aws import iam as iam_api
 from ssm_guard.aws import sagemaker as sm_api
-from ssm_guard.aws.errors import is_not_found
 from ssm_guard.decisions import plan
 from ssm_guard.endpoint import EndpointSnapshot, ModelInfo
 from ssm_guard.enforce import Guard
@@ -103,29 +100,23 @@ class UsageReader:
             return
         endpoint = {k: v for k, v in described.items() if k != "Tags"}
         for config_name in names:
-            config = self._config(config_name)
-            if config is None:
-                continue
             snapshot = sm_api.read_endpoint(
                 self.guard.sagemaker,
                 name,
                 described={**endpoint, "EndpointConfigName": config_name},
-                config=config,
+                config=self._config(config_name),
                 tags={},
                 models=self.models,
             )
             the_plan = plan(snapshot, self.guard.settings)
             self.usage.roles |= {iam_api.role_name(role) for role in the_plan.roles}
 
-    def _config(self, name: str) -> dict[str, Any] | None:
-        """A config, or None when it was deleted (its endpoints are being torn down)."""
+    def _config(self, name: str) -> dict[str, Any]:
+        """A config, read once. NOTE: a config (or model) deleted under a live endpoint hides
+        which roles the endpoint uses; the error is raised, and the caller, in doubt, keeps the
+        policy (enforce.unreadable)."""
         if name not in self.configs:
-            try:
-                self.configs[name] = sm_api.describe_endpoint_config(self.guard.sagemaker, name)
-            except ClientError as exc:
-                if not is_not_found(exc):
-                    raise
-                return None
+            self.configs[name] = sm_api.describe_endpoint_config(self.guard.sagemaker, name)
         return self.configs[name]
 
     def add_live(self, name: str) -> None:
