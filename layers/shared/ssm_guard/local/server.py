@@ -86,6 +86,11 @@ class Emulator:
         return self.runtime
 
     def start(self) -> str:
+        # Every emulator starts from an empty account: moto keeps its state in this process,
+        # and an earlier emulator (or an in-process mock) must not leave roles or endpoints.
+        from moto.moto_api._internal.models import moto_api_backend
+
+        moto_api_backend.reset()
         rt = Runtime(self.settings)
         runtime_module.activate(rt)
         sagemaker.install()
