@@ -3,6 +3,8 @@ behind once stopped."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import boto3
 import pytest
 from moto import mock_aws
@@ -22,12 +24,12 @@ VARIANT = {
 }
 
 
-def _endpoint(sagemaker: object, name: str) -> None:
-    sagemaker.create_model(ModelName="m", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": "x"})  # type: ignore[attr-defined]
-    sagemaker.create_endpoint_config(  # type: ignore[attr-defined]
+def _endpoint(sagemaker: Any, name: str) -> None:
+    sagemaker.create_model(ModelName="m", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": "x"})
+    sagemaker.create_endpoint_config(
         EndpointConfigName="c", ProductionVariants=[{**VARIANT, "ModelName": "m"}]
     )
-    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName="c")  # type: ignore[attr-defined]
+    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName="c")
 
 
 def test_a_zero_delay_runs_transitions_before_the_call_returns() -> None:

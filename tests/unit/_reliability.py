@@ -282,12 +282,13 @@ def injected(faults: Faults) -> Iterator[Faults]:
     botocore.client.BaseClient.__init__ = init  # type: ignore[method-assign]
     botocore.endpoint.time.sleep = lambda _seconds: None
     # The adaptive mode's client-side rate limiter waits on a condition, not on sleep.
-    botocore.retries.bucket.TokenBucket._sleep_amount = lambda _self, _amount: 0  # type: ignore[method-assign]
+    bucket = botocore.retries.bucket.TokenBucket
+    bucket._sleep_amount = lambda _self, _amount: 0  # type: ignore[method-assign]
     try:
         yield faults
     finally:
         botocore.client.BaseClient.__init__ = original_init  # type: ignore[method-assign]
         botocore.endpoint.time.sleep = original_sleep
-        botocore.retries.bucket.TokenBucket._sleep_amount = original_wait  # type: ignore[method-assign]
+        bucket._sleep_amount = original_wait  # type: ignore[method-assign]
         for client in registered:
             client.meta.events.unregister("before-send", faults.handler)

@@ -68,7 +68,8 @@ def test_an_alert_carries_what_an_on_call_needs() -> None:
         "fraud-config-ssm-off-0123abcd",
         "reverted",
         "assumed-role/dev/alice",
-        "https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1#/endpoints/fraud-prod",
+        "https://us-east-1.console.aws.amazon.com/sagemaker/home"
+        "?region=us-east-1#/endpoints/fraud-prod",
         "2026-12-03T12:00:00Z",
         "roles_detached",
     ):

@@ -251,7 +251,8 @@ class LocalAws:
         if stack_name:
             body["stack_name"] = stack_name
         if template or self.template:
-            body["template"] = str(Path(template or self.template).resolve())  # type: ignore[arg-type]
+            chosen = template or self.template
+            body["template"] = str(Path(chosen).resolve())  # type: ignore[arg-type]
         self.stack = self._call("POST", "deploy", body, timeout=120)
         return self.stack
 
