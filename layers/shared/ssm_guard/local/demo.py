@@ -68,6 +68,15 @@ class Report:
             self.failures.append(text)
         return ok
 
+    def function_runs(self, invocations: list[Invocation]) -> None:
+        """The last section of every demo: what ran, and whether anything raised."""
+        errors = [i for i in invocations if not i.ok]
+        self.section("7. Function runs")
+        self.note(f"{len(invocations)} invocations, {len(errors)} errors")
+        for failed in errors:
+            self.note(failed.summary())
+        self.check(not errors, "no function raised")
+
 
 class Demo:
     def __init__(self, aws: LocalAws, report: Report) -> None:
@@ -339,12 +348,7 @@ def run(delay: float, timeout: float) -> Report:
         report.check("no-ssm" in _decisions(invocations, PLAIN), "decision no-ssm")
         report.check(demo.attached(roles["churn"]) == [], "its role untouched")
 
-        errors = [i for i in invocations if not i.ok]
-        report.section("7. Function runs")
-        report.note(f"{len(invocations)} invocations, {len(errors)} errors")
-        for failed in errors:
-            report.note(failed.summary())
-        report.check(not errors, "no function raised")
+        report.function_runs(invocations)
     report.section(f"Done in {time.monotonic() - started:.0f}s")
     return report
 

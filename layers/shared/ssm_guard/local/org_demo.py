@@ -234,12 +234,7 @@ def run(delay: float, timeout: float) -> Report:
             done.stderr.strip()[-300:],
         )
 
-        errors = [i for i in aws.invocations if not i.ok]
-        report.section("7. Function runs")
-        report.note(f"{len(aws.invocations)} invocations, {len(errors)} errors")
-        for failed in errors:
-            report.note(failed.summary())
-        report.check(not errors, "no function raised")
+        report.function_runs(aws.invocations)
     report.section(f"Done in {time.monotonic() - started:.0f}s")
     return report
 
