@@ -180,7 +180,7 @@ def _print_plan(the_plan: SwitchPlan, *, applied: bool) -> None:
         print(f"New config:  {the_plan.new_config} (a faithful copy, SSM access switched)")
     else:
         state = "on" if the_plan.enable else "off"
-        print(f"SSM access is already {state} on the selected variants: the config stays.")
+        print(f"SSM access is already {state} for the selected variants: the config stays.")
     print_table(
         [
             (
@@ -218,7 +218,7 @@ def _run(args: argparse.Namespace, *, enable: bool) -> int:
         if args.json:
             print_json({**the_plan.as_dict(), "result": "unchanged"})
         else:
-            print(f"SSM access is already {state} on the selected variants of {args.endpoint}.")
+            print(f"SSM access is already {state} for the selected variants of {args.endpoint}.")
         return EXIT_OK
     if not args.yes:
         if args.json:
