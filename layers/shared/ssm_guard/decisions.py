@@ -16,7 +16,6 @@ class Kind(StrEnum):
     NO_SSM = "no-ssm"
     ATTACHED = "attached"
     COMPLIANT = "compliant"
-    PRODUCTION_SSM_ON = "production-ssm-on"
     NOT_IN_SERVICE = "not-in-service"
     ENDPOINT_GONE = "endpoint-gone"
     ENDPOINT_UNREADABLE = "endpoint-unreadable"

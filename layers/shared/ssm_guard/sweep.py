@@ -74,7 +74,7 @@ PAGE_BUDGET_MS = 120_000
 RECHECK_MARGIN_MS = usage.RECENT_MARGIN_MS
 """Endpoints modified this long before the run began are read live before cleanup: Search lags."""
 MAX_PROBLEMS = 50
-ACTING_DECISIONS = frozenset({"attached", "production-ssm-on", "retry-later"})
+ACTING_DECISIONS = frozenset({"attached", "retry-later"})
 """Previews that mean the guard would change something. Reverts say so in details["action"]."""
 
 
