@@ -10,56 +10,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from _local_endpoints import ssm_endpoint
 
 from ssm_guard.local.api import LocalAws
 
 pytestmark = pytest.mark.integration
-
-IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.1-cpu"
-
-
-def _role(iam: Any, name: str) -> str:
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "sagemaker.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    return str(
-        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
-    )
-
-
-def _production_endpoint(client: Callable[[str], Any], name: str, tags: dict[str, str]) -> str:
-    sagemaker = client("sagemaker")
-    role = _role(client("iam"), f"{name}-role")
-    sagemaker.create_model(
-        ModelName=f"{name}-model", ExecutionRoleArn=role, PrimaryContainer={"Image": IMAGE}
-    )
-    sagemaker.create_endpoint_config(
-        EndpointConfigName=f"{name}-config",
-        ProductionVariants=[
-            {
-                "VariantName": "blue",
-                "ModelName": f"{name}-model",
-                "InitialInstanceCount": 2,
-                "InstanceType": "ml.m5.large",
-                "InitialVariantWeight": 1.0,
-                "EnableSSMAccess": True,
-            }
-        ],
-        Tags=[{"Key": "team", "Value": "fraud"}],
-    )
-    sagemaker.create_endpoint(
-        EndpointName=name,
-        EndpointConfigName=f"{name}-config",
-        Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
-    )
-    return role
+# Two instances, so a revert must keep the count; config tags, so the copy must carry them.
+GUARDED: dict[str, Any] = {"instances": 2, "config_tags": {"team": "fraud"}}
 
 
 @pytest.fixture
@@ -84,7 +41,7 @@ def test_a_production_endpoint_is_reverted_back_in_service_with_counts_kept(
     # GIVEN a production endpoint created with SSM on, its variant scaled from 2 to 3 instances
     name = f"prod-{uuid.uuid4().hex[:8]}"
     mark = local_aws.mark()
-    role = _production_endpoint(local_client, name, {"environment": "production"})
+    role = ssm_endpoint(local_client, name, {"environment": "production"}, **GUARDED)
     sagemaker = local_client("sagemaker")
     # WHEN it comes into service, the guard sees it
     [reverted] = local_aws.wait_for_invocations(
@@ -127,9 +84,8 @@ def test_a_valid_exception_keeps_ssm_until_it_expires(
     name = f"prod-x-{uuid.uuid4().hex[:8]}"
     until = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     mark = local_aws.mark()
-    role = _production_endpoint(
-        local_client, name, {"env": "prod", "ssm-guard:exception-until": until}
-    )
+    tags = {"env": "prod", "ssm-guard:exception-until": until}
+    role = ssm_endpoint(local_client, name, tags, **GUARDED)
     # WHEN it comes into service
     local_aws.wait_for_invocations(
         function="EnforcerFunction",

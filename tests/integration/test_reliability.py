@@ -14,56 +14,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from _local_endpoints import sagemaker_role, ssm_endpoint
 
 from ssm_guard.local.api import LocalAws
 
 pytestmark = pytest.mark.integration
 
-IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.1-cpu"
 HOLD = 600.0
 """An endpoint transition delay no test waits for: `advance()` completes it on demand."""
-
-
-def _role(iam: Any, name: str) -> str:
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "sagemaker.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
-    return str(role["Role"]["Arn"])
-
-
-def _endpoint(client: Callable[[str], Any], name: str, tags: dict[str, str]) -> str:
-    sagemaker = client("sagemaker")
-    role = _role(client("iam"), f"{name}-role")
-    sagemaker.create_model(
-        ModelName=f"{name}-model", ExecutionRoleArn=role, PrimaryContainer={"Image": IMAGE}
-    )
-    sagemaker.create_endpoint_config(
-        EndpointConfigName=f"{name}-config",
-        ProductionVariants=[
-            {
-                "VariantName": "blue",
-                "ModelName": f"{name}-model",
-                "InitialInstanceCount": 1,
-                "InstanceType": "ml.m5.large",
-                "InitialVariantWeight": 1.0,
-                "EnableSSMAccess": True,
-            }
-        ],
-    )
-    sagemaker.create_endpoint(
-        EndpointName=name,
-        EndpointConfigName=f"{name}-config",
-        Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
-    )
-    return role
 
 
 def _attached(client: Callable[[str], Any], role: str) -> list[str]:
@@ -168,7 +126,7 @@ def test_100_copies_of_an_endpoints_life_make_one_revert_and_one_alert(
     # WHEN a production endpoint is created with SSM on and comes into service, and 50 copies
     # of its CREATING and IN_SERVICE events arrive at once, with the real one (IN_SERVICE runs
     # two functions, each a Python process here: a fifth of the copies keeps the test short)
-    role = _endpoint(local_client, name, {"environment": "production"})
+    role = ssm_endpoint(local_client, name, {"environment": "production"})
     seen: list[dict[str, Any]] = []
     creating = _wait_for_event(local_client, life_url, "CREATING", seen)
     local_aws.advance()
@@ -229,7 +187,7 @@ def test_a_busy_endpoint_is_retried_by_schedule_until_it_settles(
     name = f"busy-{uuid.uuid4().hex[:8]}"
     # GIVEN a dev endpoint with SSM on that stays Creating, and an IN_SERVICE event that
     # arrived early (or is stale: the endpoint is busy again)
-    role = _endpoint(local_client, name, {"environment": "dev"})
+    role = ssm_endpoint(local_client, name, {"environment": "dev"})
     arn = local_client("sagemaker").describe_endpoint(EndpointName=name)["EndpointArn"]
     early = {
         "source": "aws.sagemaker",
@@ -272,7 +230,7 @@ def test_a_retry_past_its_maximum_age_lands_in_the_dead_letter_queue(
 ) -> None:
     local_aws = held
     name = f"stuck-{uuid.uuid4().hex[:8]}"
-    role = _endpoint(local_client, name, {"environment": "dev"})
+    role = ssm_endpoint(local_client, name, {"environment": "dev"})
     arn = local_client("sagemaker").describe_endpoint(EndpointName=name)["EndpointArn"]
     old = int((datetime.now(UTC) - timedelta(days=2)).timestamp() * 1000)
     event = {
@@ -318,13 +276,13 @@ def test_the_sweep_catches_what_events_missed_and_cleans_up(own_aws: LocalAws) -
     # GIVEN a dev endpoint whose role lost the policy (as if its event never came), and a role
     # holding the policy that no endpoint uses any more
     name = f"swept-{uuid.uuid4().hex[:8]}"
-    role = _endpoint(local_client, name, {"environment": "dev"})
+    role = ssm_endpoint(local_client, name, {"environment": "dev"})
     local_aws.settle(timeout=120)
     policy = (local_aws.stack or {})["outputs"]["SessionPolicyArn"]
     iam = local_client("iam")
     if policy in _attached(local_client, role):
         iam.detach_role_policy(RoleName=role.rsplit("/", 1)[-1], PolicyArn=policy)
-    orphan = _role(iam, f"orphan-{uuid.uuid4().hex[:8]}")
+    orphan = sagemaker_role(iam, f"orphan-{uuid.uuid4().hex[:8]}")
     iam.attach_role_policy(RoleName=orphan.rsplit("/", 1)[-1], PolicyArn=policy)
     # WHEN the sweep's schedule fires
     [run] = local_aws.fire_schedule("SweepFunction", timeout=300)
